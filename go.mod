@@ -1,0 +1,3 @@
+module github.com/cairnhq/cairn
+
+go 1.26.8
