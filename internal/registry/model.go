@@ -11,6 +11,7 @@ package registry
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strconv"
 	"time"
 )
@@ -183,25 +184,25 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 	return json.Marshal(time.Duration(d).String())
 }
 
+// UnmarshalJSON reads "30s" or a number of seconds. Errors are
+// *json.UnmarshalTypeError so that decoders report the field's path.
 func (d *Duration) UnmarshalJSON(b []byte) error {
+	bad := &json.UnmarshalTypeError{Value: string(b), Type: reflect.TypeFor[Duration]()}
 	if len(b) > 0 && b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
-			return err
+			return bad
 		}
 		v, err := ParseDuration(s)
 		if err != nil {
-			return err
+			return bad
 		}
 		*d = Duration(v)
 		return nil
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil {
-		return fmt.Errorf("duration must be a string like \"30s\" or a number of seconds")
-	}
-	if f < 0 || f > 1e9 {
-		return fmt.Errorf("duration out of range")
+	if err != nil || f < 0 || f > 1e9 {
+		return bad
 	}
 	*d = Duration(f * float64(time.Second))
 	return nil

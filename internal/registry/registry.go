@@ -642,11 +642,17 @@ type Stats struct {
 	Services         int
 	Instances        int
 	Leased           int
-	ByStatus         map[Status]int
-	ByHealth         map[Health]int
+	Healthy          int
+	Counts           map[StatusHealth]int // instances by effective status and health
 	Renewals         int64
 	Evictions        int64
 	SelfPreservation SelfPreservation
+}
+
+// StatusHealth is a pair for counting instances.
+type StatusHealth struct {
+	Status Status
+	Health Health
 }
 
 // SelfPreservation says whether evictions are paused and why.
@@ -675,11 +681,13 @@ func (r *Registry) SelfPreservationState() SelfPreservation {
 func (r *Registry) Stats() Stats {
 	r.mu.RLock()
 	st := Stats{Revision: r.rev, Services: len(r.services), Instances: r.total, Leased: r.leased,
-		ByStatus: map[Status]int{}, ByHealth: map[Health]int{}}
+		Counts: map[StatusHealth]int{}}
 	for _, se := range r.services {
 		for _, e := range se.instances {
-			st.ByStatus[e.inst.EffectiveStatus()]++
-			st.ByHealth[e.inst.Health]++
+			st.Counts[StatusHealth{e.inst.EffectiveStatus(), e.inst.Health}]++
+			if e.inst.Healthy() {
+				st.Healthy++
+			}
 		}
 	}
 	r.mu.RUnlock()

@@ -351,11 +351,15 @@ func (w *WAL) flusher() {
 			err = w.err
 			w.mu.Unlock()
 		}
+		if err == nil {
+			for i := range q {
+				if q[i].after != nil {
+					q[i].after()
+				}
+			}
+		}
 		var last *Batch
 		for i := range q {
-			if err == nil && q[i].after != nil {
-				q[i].after()
-			}
 			if b := q[i].batch; b != last {
 				b.err = err
 				close(b.done)
