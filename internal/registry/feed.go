@@ -25,6 +25,18 @@ const (
 	KindInstance Kind = "instance"
 )
 
+// Reasons an event carries (Event.Reason).
+const (
+	ReasonRegister      = "register"
+	ReasonDeregister    = "deregister"
+	ReasonEvict         = "evict"
+	ReasonOverride      = "override"
+	ReasonStatus        = "status"
+	ReasonHealth        = "health"
+	ReasonPut           = "put"
+	ReasonDeleteService = "delete-service"
+)
+
 // Event is one change. Exactly one of Service and Instance is set; for a
 // deletion it is the last state of the object. Several events may share a
 // revision when one mutation changes several objects (a registration that

@@ -111,7 +111,7 @@ func (r *Registry) Sweep() int {
 		if cur != e || nowNs <= e.lastRenew.Load()+int64(e.inst.TTL) {
 			continue
 		}
-		r.removeLocked(m, e, "evict")
+		r.removeLocked(m, e, ReasonEvict)
 	}
 	n := 0
 	for _, ev := range m.events {

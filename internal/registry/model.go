@@ -11,7 +11,9 @@ package registry
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -147,6 +149,18 @@ type Instance struct {
 // Key returns the instance's key.
 func (in *Instance) Key() InstanceKey {
 	return InstanceKey{Namespace: in.Namespace, Service: in.Service, ID: in.ID}
+}
+
+// clone returns a copy sharing no slices, maps or pointers with in.
+func (in Instance) clone() Instance {
+	in.Ports = slices.Clone(in.Ports)
+	in.Tags = slices.Clone(in.Tags)
+	in.Metadata = maps.Clone(in.Metadata)
+	if in.Check != nil {
+		c := *in.Check
+		in.Check = &c
+	}
+	return in
 }
 
 // EffectiveStatus is the override when one is set, else the reported status.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cairnhq/cairn/internal/store"
 )
@@ -209,6 +210,7 @@ func (m *mutation) putInstance(in *Instance, typ EventType, reason string) {
 // Register adds or replaces an instance. in must have passed
 // NormalizeInstance. A re-registration that changes nothing only renews.
 func (r *Registry) Register(ctx context.Context, in Instance) (*Instance, int64, error) {
+	in = in.clone() // the caller keeps its slices; published instances stay immutable
 	if fe := NormalizeInstance(&in); fe != nil {
 		return nil, 0, fe
 	}
@@ -234,7 +236,7 @@ func (r *Registry) Register(ctx context.Context, in Instance) (*Instance, int64,
 		svc := &Service{Namespace: in.Namespace, Name: in.Service, CreateRevision: m.rev, ModifyRevision: m.rev}
 		se = &svcEntry{svc: svc, instances: map[string]*instEntry{}}
 		r.services[svc.Key()] = se
-		m.putService(svc, EventAdded, "register")
+		m.putService(svc, EventAdded, ReasonRegister)
 	}
 	in.ModifyRevision = m.rev
 	in.RegisteredAt = now
@@ -253,7 +255,7 @@ func (r *Registry) Register(ctx context.Context, in Instance) (*Instance, int64,
 		if in.StatusOverride == "" {
 			in.StatusOverride = old.inst.StatusOverride // an operator's override survives re-registration
 		}
-		if in.Check != nil && old.inst.Check != nil && *in.Check == *old.inst.Check {
+		if sameCheckTarget(old.inst, &in) {
 			in.Health, in.HealthOutput = old.inst.Health, old.inst.HealthOutput
 		}
 		e.since = old.since
@@ -262,7 +264,7 @@ func (r *Registry) Register(ctx context.Context, in Instance) (*Instance, int64,
 	e.lastRenew.Store(now.UnixNano())
 	se.instances[in.ID] = e
 	r.track(&in)
-	m.putInstance(&in, typ, "register")
+	m.putInstance(&in, typ, ReasonRegister)
 	b := r.commit(m)
 	rev := r.rev
 	r.mu.Unlock()
@@ -278,6 +280,17 @@ func sameRegistration(a, b *Instance) bool {
 		a.Status == b.Status && (b.StatusOverride == "" || a.StatusOverride == b.StatusOverride) &&
 		a.TTL == b.TTL && a.RenewInterval == b.RenewInterval &&
 		((a.Check == nil && b.Check == nil) || (a.Check != nil && b.Check != nil && *a.Check == *b.Check))
+}
+
+// sameCheckTarget reports whether a health verdict about a still holds for
+// b: same check, same address, same checked port.
+func sameCheckTarget(a, b *Instance) bool {
+	if a.Check == nil || b.Check == nil || *a.Check != *b.Check || a.Address != b.Address {
+		return false
+	}
+	pa, _ := a.PortNamed(a.Check.Port)
+	pb, _ := b.PortNamed(b.Check.Port)
+	return pa == pb
 }
 
 func (r *Registry) track(in *Instance) {
@@ -327,7 +340,7 @@ func (r *Registry) lookup(k InstanceKey) *instEntry {
 
 // Deregister removes an instance (and its implicit service when it was the last).
 func (r *Registry) Deregister(ctx context.Context, k InstanceKey) (int64, error) {
-	return r.remove(k, "deregister")
+	return r.remove(k, ReasonDeregister)
 }
 
 func (r *Registry) remove(k InstanceKey, reason string) (int64, error) {
@@ -393,7 +406,7 @@ func (r *Registry) SetOverride(ctx context.Context, k InstanceKey, s Status) (*I
 	if s == StatusUnknown {
 		s = ""
 	}
-	return r.update(k, "override", func(in *Instance) bool {
+	return r.update(k, ReasonOverride, func(in *Instance) bool {
 		if in.StatusOverride == s {
 			return false
 		}
@@ -413,7 +426,7 @@ func (r *Registry) SetStatus(ctx context.Context, k InstanceKey, s Status) (*Ins
 	if fe != nil {
 		return nil, 0, fe
 	}
-	return r.update(k, "status", func(in *Instance) bool {
+	return r.update(k, ReasonStatus, func(in *Instance) bool {
 		if in.Status == s {
 			return false
 		}
@@ -425,17 +438,33 @@ func (r *Registry) SetStatus(ctx context.Context, k InstanceKey, s Status) (*Ins
 // SetHealth records an active health check verdict. Only a change of
 // verdict is a change; new output alone does not spend a revision.
 func (r *Registry) SetHealth(k InstanceKey, h Health, output string) error {
-	if len(output) > 512 {
-		output = output[:512]
-	}
-	_, _, err := r.update(k, "health", func(in *Instance) bool {
-		if in.Health == h || in.Check == nil {
+	return r.SetHealthIf(k, h, output, nil)
+}
+
+// SetHealthIf is SetHealth guarded by match: the verdict is recorded only
+// if match (when non-nil) accepts the instance as it is now, so a probe of
+// an old address or check cannot overwrite a newer registration's health.
+// A rejected verdict is not an error.
+func (r *Registry) SetHealthIf(k InstanceKey, h Health, output string, match func(*Instance) bool) error {
+	output = truncateUTF8(output, 512)
+	_, _, err := r.update(k, ReasonHealth, func(in *Instance) bool {
+		if in.Health == h || in.Check == nil || (match != nil && !match(in)) {
 			return false
 		}
 		in.Health, in.HealthOutput = h, output
 		return true
 	})
 	return err
+}
+
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // PutService creates or updates a service's metadata and tags; a service
@@ -464,7 +493,7 @@ func (r *Registry) PutService(ctx context.Context, s Service) (*Service, int64, 
 		s.CreateRevision = se.svc.CreateRevision
 	}
 	se.svc = &s
-	m.putService(&s, typ, "put")
+	m.putService(&s, typ, ReasonPut)
 	b := r.commit(m)
 	rev := r.rev
 	r.mu.Unlock()
@@ -489,10 +518,10 @@ func (r *Registry) DeleteService(ctx context.Context, k ServiceKey, cascade bool
 		e := se.instances[id]
 		delete(se.instances, id)
 		r.untrack(e.inst)
-		m.putInstance(e.inst, EventDeleted, "delete-service")
+		m.putInstance(e.inst, EventDeleted, ReasonDeleteService)
 	}
 	delete(r.services, k)
-	m.putService(se.svc, EventDeleted, "delete-service")
+	m.putService(se.svc, EventDeleted, ReasonDeleteService)
 	b := r.commit(m)
 	rev := r.rev
 	r.mu.Unlock()
