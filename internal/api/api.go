@@ -35,11 +35,14 @@ type Options struct {
 
 // Server is the API's http.Handler.
 type Server struct {
-	reg     *registry.Registry
-	log     *slog.Logger
-	mux     *http.ServeMux
-	metrics *metrics
-	ping    time.Duration
+	reg *registry.Registry
+	log *slog.Logger
+	mux *http.ServeMux // routes plus the JSON catch-all
+	// routesOnly holds the same routes without the catch-all, to tell 404
+	// from 405 for unmatched requests.
+	routesOnly *http.ServeMux
+	metrics    *metrics
+	ping       time.Duration
 }
 
 // New returns the API handler.
@@ -53,17 +56,20 @@ func New(o Options) *Server {
 	if o.PingInterval == 0 {
 		o.PingInterval = 15 * time.Second
 	}
-	s := &Server{reg: o.Registry, log: o.Logger.With("component", "api"), mux: http.NewServeMux(), ping: o.PingInterval}
+	s := &Server{reg: o.Registry, log: o.Logger.With("component", "api"), mux: http.NewServeMux(),
+		routesOnly: http.NewServeMux(), ping: o.PingInterval}
 	s.metrics = newMetrics(o.Metrics, o.Registry)
 	s.routes(o.Metrics)
 	if o.Mount != nil {
 		o.Mount(s.mux)
+		o.Mount(s.routesOnly)
 	}
+	s.mux.HandleFunc("/", s.unmatched)
 	return s
 }
 
 func (s *Server) routes(pr *prometheus.Registry) {
-	m := s.mux
+	m := muxes{s.mux, s.routesOnly}
 	m.HandleFunc("GET /health", s.health)
 	m.Handle("GET /metrics", metricsHandler(pr))
 	m.HandleFunc("GET /v1/status", s.status)
@@ -89,26 +95,20 @@ func (s *Server) routes(pr *prometheus.Registry) {
 	m.HandleFunc("GET /v1/sd/prometheus", s.prometheusSD)
 }
 
-// ServeHTTP routes the request, answering unknown paths and methods with
-// JSON errors like every other failure, and records its latency.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h, pattern := s.mux.Handler(r)
-	if pattern == "" {
-		// The mux would answer 404 or 405 in plain text; keep its status
-		// and Allow header, answer in JSON.
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r)
-		if allow := rec.Header().Get("Allow"); allow != "" {
-			w.Header().Set("Allow", allow)
-		}
-		msg := "no such endpoint"
-		if rec.Code == http.StatusMethodNotAllowed {
-			msg = "method " + r.Method + " not allowed"
-		}
-		s.metrics.observe("unmatched", r.Method, rec.Code, 0)
-		writeJSON(w, rec.Code, errorBody{Error: msg})
-		return
+// muxes registers each route on several muxes.
+type muxes []*http.ServeMux
+
+func (ms muxes) HandleFunc(pattern string, h http.HandlerFunc) { ms.Handle(pattern, h) }
+
+func (ms muxes) Handle(pattern string, h http.Handler) {
+	for _, m := range ms {
+		m.Handle(pattern, h)
 	}
+}
+
+// ServeHTTP routes the request once, recovers from handler panics and
+// records the request's latency by route pattern.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 	defer func() {
@@ -116,16 +116,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}
-			s.log.Error("handler panic", "pattern", pattern, "panic", p)
+			s.log.Error("handler panic", "pattern", r.Pattern, "panic", p)
 			if !sw.wrote {
 				writeJSON(sw, http.StatusInternalServerError, errorBody{Error: "internal error"})
 			}
 		}
-		if !strings.HasSuffix(pattern, "/v1/watch") {
-			s.metrics.observe(pattern, r.Method, sw.code, time.Since(start))
+		if r.Pattern != "GET /v1/watch" { // streams: their duration is not latency
+			s.metrics.observe(r.Pattern, r.Method, sw.code, time.Since(start))
 		}
 	}()
 	s.mux.ServeHTTP(sw, r)
+}
+
+// unmatched answers requests no route takes, in JSON like every other
+// failure: 405 with Allow when the path exists under other methods, else 404.
+// It asks the route-only mux, which knows no catch-all, which it is.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
+	r.Pattern = "unmatched"
+	h, _ := s.routesOnly.Handler(r)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if allow := rec.Header().Get("Allow"); allow != "" {
+		w.Header().Set("Allow", allow)
+	}
+	msg := "no such endpoint"
+	if rec.Code == http.StatusMethodNotAllowed {
+		msg = "method " + r.Method + " not allowed"
+	}
+	writeJSON(w, rec.Code, errorBody{Error: msg})
 }
 
 type statusWriter struct {

@@ -51,9 +51,23 @@ const (
 )
 
 var (
-	labelRE    = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	locationRE = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
 )
+
+// isLabel reports whether s matches [a-z0-9]([-a-z0-9]*[a-z0-9])? (a hand
+// loop: names are checked on every request path).
+func isLabel(s string) bool {
+	if s == "" || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidateName checks a namespace, service or port name: a lowercase DNS
 // label (RFC 1123), because DNS names are built from them.
@@ -63,7 +77,7 @@ func ValidateName(field, s string) *FieldError {
 		return fieldErr(field, "is required")
 	case len(s) > 63:
 		return fieldErr(field, "must be at most 63 characters")
-	case !labelRE.MatchString(s):
+	case !isLabel(s):
 		return fieldErr(field, "must be a lowercase DNS label: a-z, 0-9 and '-', starting and ending with a letter or digit")
 	}
 	return nil
