@@ -110,6 +110,7 @@ func (ms muxes) Handle(pattern string, h http.Handler) {
 // records the request's latency by route pattern.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	w.Header().Set("X-Cairn-Epoch", s.reg.Epoch())
 	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 	defer func() {
 		if p := recover(); p != nil {
@@ -199,7 +200,7 @@ func (s *Server) writeError(w http.ResponseWriter, err error) {
 	case errors.As(err, &fe):
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: fe.Error(), Field: fe.Field})
 	case errors.Is(err, registry.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "not found"})
+		writeJSON(w, http.StatusNotFound, errorBody{Error: strings.TrimPrefix(err.Error(), "registry: ")})
 	case errors.Is(err, registry.ErrHasInstances):
 		writeJSON(w, http.StatusConflict, errorBody{Error: "service has instances; delete them first or pass cascade=true", Field: "cascade"})
 	case errors.Is(err, registry.ErrUnavailable), errors.Is(err, registry.ErrClosed):

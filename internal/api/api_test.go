@@ -148,7 +148,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"POST", "/v1/instances", `{"service":"web","id":"x","address":"10.0.0.1","ttl":"forever"}`, 400, "ttl"},
 		{"POST", "/v1/instances", `{"service":"web","id":"x","address":"10.0.0.1","status":"SLEEPY"}`, 400, "status"},
 		{"POST", "/v1/instances", `{"service":"web","id":"x","address":"10.0.0.1","check":{"type":"http"}}`, 400, "check.port"},
-		{"POST", "/v1/instances", `{"service":"web","id":"x","address":"10.0.0.1","health":"passing"}`, 400, "health"},
+		{"POST", "/v1/instances", `{"service":"web","id":"x","address":"10.0.0.1","healthy":true}`, 400, "healthy"},
 		{"POST", "/v1/instances", `{"service":"web","id":"x","address":"10.0.0.1","metadata":{"k":` + `"` + strings.Repeat("v", 2000) + `"}}`, 400, "metadata.k"},
 		{"POST", "/v1/instances", `{"service":"web","id":"x","address":"10.0.0.1","metadata":{"k":"` + strings.Repeat("v", 2<<20) + `"}}`, 413, "body"},
 		{"PUT", "/v1/services/default/web/instances/a", `{"service":"other","address":"10.0.0.1"}`, 400, "service"},
@@ -327,8 +327,13 @@ func TestWatchSnapshotThenChanges(t *testing.T) {
 	if got.event != "change" || got.data["type"] != "DELETED" || got.data["kind"] != "instance" || got.data["reason"] != "deregister" {
 		t.Fatalf("change: %+v", got)
 	}
-	if got.id != "3" {
-		t.Fatalf("change id %s, want 3", got.id)
+	// The deregistration of the last instance also deletes the implicit
+	// service, in the same revision: only the revision's last event has the id.
+	if got.id != "" || got.data["revision"].(float64) != 3 {
+		t.Fatalf("first event of revision 3: id %q data %v", got.id, got.data)
+	}
+	if svc := w.next(t); svc.data["kind"] != "service" || svc.data["type"] != "DELETED" || svc.id != "3" {
+		t.Fatalf("last event of revision 3: %+v", svc)
 	}
 }
 
@@ -355,9 +360,53 @@ func TestWatchResumeAndResync(t *testing.T) {
 		t.Fatalf("behind the ring: %+v", ev)
 	}
 	do(t, "DELETE", srv.URL+"/v1/services/default/web/instances/a", "")
-	if ev := w2.next(t); ev.event != "change" || ev.id != "47" {
+	if ev := w2.next(t); ev.event != "change" || ev.data["revision"].(float64) != 47 {
 		t.Fatalf("after resync: %+v", ev)
 	}
+	if ev := w2.next(t); ev.id != "47" {
+		t.Fatalf("last event of revision 47: %+v", ev)
+	}
+}
+
+// A reader holding a revision of another epoch (the server lost its
+// history) is answered at once and resynced, whatever the numbers say.
+func TestEpochMismatchResyncs(t *testing.T) {
+	srv, reg := newServer(t, registry.Config{})
+	do(t, "POST", srv.URL+"/v1/instances", webA)
+	do(t, "POST", srv.URL+"/v1/instances", strings.Replace(webA, `"a"`, `"b"`, 1))
+	_, _, h := do(t, "GET", srv.URL+"/v1/instances", "")
+	if h.Get("X-Cairn-Epoch") != reg.Epoch() || reg.Epoch() == "" {
+		t.Fatalf("epoch header %q, registry %q", h.Get("X-Cairn-Epoch"), reg.Epoch())
+	}
+	start := time.Now()
+	do(t, "GET", srv.URL+"/v1/instances?index=1&wait=5s&epoch=other", "")
+	if time.Since(start) > 2*time.Second {
+		t.Fatal("blocking query with a foreign epoch waited")
+	}
+	w := openWatch(t, srv.URL+"/v1/watch?from=1&epoch=other")
+	if ev := w.next(t); ev.event != "snapshot" || ev.data["resync"] != true || ev.data["epoch"] != reg.Epoch() {
+		t.Fatalf("watch with a foreign epoch: %+v", ev)
+	}
+	// The same epoch resumes normally.
+	w2 := openWatch(t, srv.URL+"/v1/watch?from=1&epoch="+reg.Epoch())
+	if ev := w2.next(t); ev.event != "change" || ev.id != "2" {
+		t.Fatalf("watch with the right epoch: %+v", ev)
+	}
+}
+
+// A resumed watch with nothing new sends its headers at once.
+func TestWatchHeadersFlushedAtOnce(t *testing.T) {
+	reg, _ := registry.New(registry.Config{}, nil)
+	srv := httptest.NewServer(New(Options{Registry: reg, PingInterval: time.Hour}))
+	defer srv.Close()
+	do(t, "POST", srv.URL+"/v1/instances", webA)
+	client := &http.Client{Timeout: 2 * time.Second}
+	req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/watch?from=%d", srv.URL, reg.Revision()), nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("headers not sent for an idle resumed stream: %v", err)
+	}
+	resp.Body.Close()
 }
 
 func TestPrometheusSD(t *testing.T) {

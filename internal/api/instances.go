@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -44,6 +45,15 @@ type instanceInput struct {
 	TTL            registry.Duration   `json:"ttl"`
 	RenewInterval  registry.Duration   `json:"renewInterval"`
 	Check          *registry.CheckSpec `json:"check"`
+
+	// Fields the server owns. They are accepted and ignored so that an
+	// instance read from the API can be sent back as it is.
+	Health         json.RawMessage `json:"health"`
+	HealthOutput   json.RawMessage `json:"healthOutput"`
+	RegisteredAt   json.RawMessage `json:"registeredAt"`
+	LastRenewedAt  json.RawMessage `json:"lastRenewedAt"`
+	CreateRevision json.RawMessage `json:"createRevision"`
+	ModifyRevision json.RawMessage `json:"modifyRevision"`
 }
 
 func (in *instanceInput) model() registry.Instance {

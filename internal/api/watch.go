@@ -43,8 +43,8 @@ func (s *Server) block(r *http.Request, f registry.Filter) error {
 		}
 	}
 	wait = min(wait, maxWait)
-	if index == 0 || index > s.reg.Revision() {
-		return nil // a first read, or a server that restarted behind the client
+	if index == 0 || index > s.reg.Revision() || !sameEpoch(r, s.reg.Epoch()) {
+		return nil // a first read, or an index from another history
 	}
 	feed := s.reg.Feed()
 	cur := feed.Subscribe(index)
@@ -75,6 +75,14 @@ func (s *Server) block(r *http.Request, f registry.Filter) error {
 			return nil
 		}
 	}
+}
+
+// sameEpoch reports whether the request's ?epoch (if any) is the registry's:
+// revisions of another epoch (a server that lost its data and started a new
+// history) cannot be compared, so readers holding one must start over.
+func sameEpoch(r *http.Request, epoch string) bool {
+	e := r.URL.Query().Get("epoch")
+	return e == "" || e == epoch
 }
 
 type watchSnapshot struct {
@@ -138,8 +146,8 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	}
 
 	after := from
-	ok := true
-	if from == 0 || from > s.reg.Revision() {
+	ok := flush() // headers now: a resumed stream with nothing new must not look dead
+	if from == 0 || from > s.reg.Revision() || !sameEpoch(r, s.reg.Epoch()) {
 		after, ok = snapshot(from != 0)
 	}
 	for ok {
@@ -150,9 +158,17 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(evs) > 0 {
 			for i := range evs {
-				if f.MatchService(evs[i].Namespace(), evs[i].ServiceName()) {
-					writeEvent(bw, "change", evs[i].Revision, &evs[i])
+				if !f.MatchService(evs[i].Namespace(), evs[i].ServiceName()) {
+					continue
 				}
+				// The SSE id goes on the last event of a revision only, so a
+				// reader cut off inside a revision resumes before it and
+				// gets the whole revision again, never half of it.
+				id := int64(-1)
+				if i == len(evs)-1 || evs[i+1].Revision != evs[i].Revision {
+					id = evs[i].Revision
+				}
+				writeEvent(bw, "change", id, &evs[i])
 			}
 			after = evs[len(evs)-1].Revision
 			cur.Set(after)
@@ -177,8 +193,10 @@ func writeEvent(bw *bufio.Writer, event string, id int64, v any) {
 	}
 	bw.WriteString("event: ")
 	bw.WriteString(event)
-	bw.WriteString("\nid: ")
-	bw.WriteString(strconv.FormatInt(id, 10))
+	if id >= 0 {
+		bw.WriteString("\nid: ")
+		bw.WriteString(strconv.FormatInt(id, 10))
+	}
 	bw.WriteString("\ndata: ")
 	bw.Write(b) // JSON holds no raw newlines
 	bw.WriteString("\n\n")

@@ -2,6 +2,9 @@ package registry
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -89,10 +92,11 @@ type svcEntry struct {
 // an atomic, so they scale with cores and cost no disk write: after a
 // restart, leases restart with a grace period (Eureka does the same).
 type Registry struct {
-	cfg  Config
-	log  *slog.Logger
-	wal  *store.WAL // nil: memory only
-	feed *Feed
+	cfg   Config
+	log   *slog.Logger
+	wal   *store.WAL // nil: memory only
+	feed  *Feed
+	epoch string
 
 	mu       sync.RWMutex
 	rev      int64
@@ -125,7 +129,9 @@ func New(cfg Config, wal *store.WAL) (*Registry, error) {
 	}
 	r.renewBuckets = make([]renewBucket, int(cfg.RenewalWindow/time.Second)+1)
 	r.startedAt = cfg.Now()
+	r.epoch = newEpoch()
 	if wal != nil {
+		r.epoch = wal.Epoch()
 		if err := r.restore(); err != nil {
 			return nil, err
 		}
@@ -136,6 +142,17 @@ func New(cfg Config, wal *store.WAL) (*Registry, error) {
 	}
 	r.feed = NewFeed(cfg.FeedCapacity, r.rev)
 	return r, nil
+}
+
+// Epoch names the history revisions count in: a memory-only registry gets
+// a new one at every start, a persisted one keeps its data directory's.
+// A reader holding a revision of another epoch must resync.
+func (r *Registry) Epoch() string { return r.epoch }
+
+func newEpoch() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand does not fail on supported platforms
+	return hex.EncodeToString(b[:])
 }
 
 // Feed returns the change feed.
@@ -324,10 +341,19 @@ func (r *Registry) Renew(k InstanceKey) error {
 	}
 	r.mu.RUnlock()
 	if e == nil {
-		return ErrNotFound
+		return notFound(k)
 	}
 	r.countRenewal(now)
 	return nil
+}
+
+// notFound wraps ErrNotFound with what was not found.
+func notFound(k fmt.Stringer) error {
+	kind := "service"
+	if _, ok := k.(InstanceKey); ok {
+		kind = "instance"
+	}
+	return fmt.Errorf("%w: %s %s", ErrNotFound, kind, k)
 }
 
 func (r *Registry) lookup(k InstanceKey) *instEntry {
@@ -348,7 +374,7 @@ func (r *Registry) remove(k InstanceKey, reason string) (int64, error) {
 	e := r.lookup(k)
 	if e == nil {
 		r.mu.Unlock()
-		return 0, ErrNotFound
+		return 0, notFound(k)
 	}
 	m := r.begin()
 	r.removeLocked(m, e, reason)
@@ -378,7 +404,7 @@ func (r *Registry) update(k InstanceKey, reason string, fn func(*Instance) bool)
 	e := r.lookup(k)
 	if e == nil {
 		r.mu.Unlock()
-		return nil, 0, ErrNotFound
+		return nil, 0, notFound(k)
 	}
 	c := *e.inst
 	if !fn(&c) {
@@ -507,7 +533,7 @@ func (r *Registry) DeleteService(ctx context.Context, k ServiceKey, cascade bool
 	se := r.services[k]
 	if se == nil {
 		r.mu.Unlock()
-		return 0, ErrNotFound
+		return 0, notFound(k)
 	}
 	if len(se.instances) > 0 && !cascade {
 		r.mu.Unlock()
@@ -579,7 +605,7 @@ func (r *Registry) Service(k ServiceKey) (*Service, int64, error) {
 	defer r.mu.RUnlock()
 	se := r.services[k]
 	if se == nil {
-		return nil, r.rev, ErrNotFound
+		return nil, r.rev, notFound(k)
 	}
 	return se.svc, r.rev, nil
 }
@@ -590,7 +616,7 @@ func (r *Registry) Instance(k InstanceKey) (*Instance, int64, error) {
 	defer r.mu.RUnlock()
 	e := r.lookup(k)
 	if e == nil {
-		return nil, r.rev, ErrNotFound
+		return nil, r.rev, notFound(k)
 	}
 	return r.withRenew(e), r.rev, nil
 }
@@ -637,6 +663,7 @@ func sortInstances(out []*Instance) {
 // Snapshot is the whole state at one revision, for readers that (re)build
 // their view before following the feed from Revision.
 type Snapshot struct {
+	Epoch     string      `json:"epoch"`
 	Revision  int64       `json:"revision"`
 	Services  []*Service  `json:"services"`
 	Instances []*Instance `json:"instances"`
@@ -646,7 +673,7 @@ type Snapshot struct {
 func (r *Registry) Snapshot(f Filter) *Snapshot {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	s := &Snapshot{Revision: r.rev, Services: []*Service{}, Instances: []*Instance{}}
+	s := &Snapshot{Epoch: r.epoch, Revision: r.rev, Services: []*Service{}, Instances: []*Instance{}}
 	for k, se := range r.services {
 		if !f.MatchService(k.Namespace, k.Name) {
 			continue

@@ -21,7 +21,10 @@ package store
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -61,6 +64,7 @@ type WAL struct {
 
 	file    *os.File // owned by the flusher
 	flushed chan struct{}
+	epoch   string
 }
 
 type entry struct {
@@ -89,7 +93,52 @@ func Open(dir string) (*WAL, error) {
 	}
 	w := &WAL{dir: dir, flushed: make(chan struct{})}
 	w.cond = sync.NewCond(&w.mu)
+	epoch, err := loadEpoch(dir)
+	if err != nil {
+		return nil, err
+	}
+	w.epoch = epoch
 	return w, nil
+}
+
+// Epoch names this data directory's history: it is made once, when the
+// directory is first used, and never changes. Revisions compare only
+// within one epoch.
+func (w *WAL) Epoch() string { return w.epoch }
+
+func loadEpoch(dir string) (string, error) {
+	path := filepath.Join(dir, "epoch")
+	b, err := os.ReadFile(path)
+	if err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return string(bytes.TrimSpace(b)), nil
+	}
+	if err != nil && !os.IsNotExist(err) {
+		return "", fmt.Errorf("store: %w", err)
+	}
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", fmt.Errorf("store: %w", err)
+	}
+	epoch := hex.EncodeToString(r[:])
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(epoch+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("store: %w", err)
+	}
+	f, err := os.Open(tmp)
+	if err == nil {
+		err = f.Sync()
+		f.Close()
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: writing epoch: %w", err)
+	}
+	return epoch, nil
 }
 
 func segName(seq uint64) string  { return fmt.Sprintf("wal-%016d.log", seq) }

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cairnhq/cairn/internal/api"
+	"github.com/cairnhq/cairn/internal/health"
+	"github.com/cairnhq/cairn/internal/registry"
+	"github.com/cairnhq/cairn/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// serverConfig is what `cairn server` and `cairn dev` read from flags.
+type serverConfig struct {
+	httpAddr string
+	dataDir  string
+	inMemory bool
+	logLevel string
+	logJSON  bool
+	reg      registry.Config
+	demo     bool // dev: register Cairn itself as a service
+}
+
+func serverFlags(name string, stderr io.Writer, dev bool) (*flag.FlagSet, *serverConfig) {
+	c := &serverConfig{demo: dev}
+	fs := flag.NewFlagSet("cairn "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defAddr, defData := ":8761", "/var/lib/cairn"
+	if dev {
+		defAddr, defData = "127.0.0.1:8761", ".cairn/data"
+	}
+	fs.StringVar(&c.httpAddr, "http-addr", defAddr, "address of the HTTP API (native API, /metrics, /health)")
+	fs.StringVar(&c.dataDir, "data-dir", defData, "directory of the embedded store (write-ahead log and snapshots)")
+	fs.BoolVar(&c.inMemory, "in-memory", false, "keep the registry in memory only (nothing survives a restart)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.logJSON, "log-json", !dev, "log JSON lines instead of text")
+	fs.DurationVar(&c.reg.EvictionInterval, "eviction-interval", 5*time.Second, "period of the expired-lease sweep")
+	fs.Float64Var(&c.reg.EvictionMaxFraction, "eviction-max-fraction", 0.15, "largest share of leased instances one sweep evicts")
+	fs.BoolVar(&c.reg.SelfPreservation, "self-preservation", true, "pause evictions while renewals fall below --renewal-threshold of those expected")
+	fs.Float64Var(&c.reg.RenewalThreshold, "renewal-threshold", 0.85, "self-preservation threshold: share of expected renewals")
+	fs.DurationVar(&c.reg.RenewalWindow, "renewal-window", time.Minute, "window over which renewals are counted (at least 1s)")
+	fs.DurationVar(&c.reg.RestoreGrace, "restore-grace", 90*time.Second, "after a restart, time restored instances get to renew before any eviction")
+	fs.IntVar(&c.reg.FeedCapacity, "feed-capacity", 1<<16, "events the change feed keeps for readers that fall behind")
+	return fs, c
+}
+
+func (c *serverConfig) validate() error {
+	switch {
+	case c.reg.EvictionInterval < 10*time.Millisecond:
+		return errors.New("--eviction-interval must be at least 10ms")
+	case c.reg.EvictionMaxFraction <= 0 || c.reg.EvictionMaxFraction > 1:
+		return errors.New("--eviction-max-fraction must be in (0, 1]")
+	case c.reg.RenewalThreshold <= 0 || c.reg.RenewalThreshold > 1:
+		return errors.New("--renewal-threshold must be in (0, 1]")
+	case c.reg.RenewalWindow < time.Second:
+		return errors.New("--renewal-window must be at least 1s")
+	case c.reg.RestoreGrace < 0:
+		return errors.New("--restore-grace must not be negative")
+	case c.reg.FeedCapacity < 16:
+		return errors.New("--feed-capacity must be at least 16")
+	case !c.inMemory && c.dataDir == "":
+		return errors.New("--data-dir is required (or --in-memory)")
+	}
+	if c.reg.RestoreGrace == 0 {
+		c.reg.RestoreGrace = time.Nanosecond // 0 means "default" to the registry; the flag means none
+	}
+	return nil
+}
+
+func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return serve(ctx, "server", args, stdout, stderr, false)
+}
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return serve(ctx, "dev", args, stdout, stderr, true)
+}
+
+func newLogger(w io.Writer, level string, asJSON bool) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if asJSON {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+func serve(ctx context.Context, name string, args []string, stdout, stderr io.Writer, dev bool) error {
+	fs, c := serverFlags(name, stderr, dev)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, c.logLevel, c.logJSON)
+	if err != nil {
+		return err
+	}
+	c.reg.Logger = logger
+
+	var wal *store.WAL
+	if !c.inMemory {
+		if wal, err = store.Open(c.dataDir); err != nil {
+			return err
+		}
+	}
+	reg, err := registry.New(c.reg, wal)
+	if err != nil {
+		if wal != nil {
+			wal.Close()
+		}
+		return err
+	}
+	defer reg.Close()
+
+	ln, err := net.Listen("tcp", c.httpAddr)
+	if err != nil {
+		return fmt.Errorf("--http-addr: %w", err)
+	}
+	checker := health.New(reg, logger)
+	pr := api.NewMetricsRegistry()
+	registerHealthMetrics(pr, checker)
+	handler := api.New(api.Options{Registry: reg, Logger: logger, Metrics: pr})
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return ctx }, // ends watches on shutdown
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	go reg.Run(ctx)
+	go checker.Run(ctx)
+
+	url := "http://" + ln.Addr().String()
+	where := "in memory"
+	if !c.inMemory {
+		where = "in " + c.dataDir
+	}
+	fmt.Fprintf(stdout, "cairn %s: HTTP API on %s (registry %s, revision %d)\n", name, url, where, reg.Revision())
+	if c.demo {
+		if err := registerSelf(ctx, reg, ln.Addr()); err != nil {
+			logger.Warn("could not register cairn itself", "err", err)
+		}
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("shutdown", "err", err)
+	}
+	return reg.Close()
+}
+
+// registerSelf makes `cairn dev` list itself (demo content): service
+// cairn in namespace cairn-system, checked over HTTP, scraped by Prometheus SD.
+func registerSelf(ctx context.Context, reg *registry.Registry, addr net.Addr) error {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return err
+	}
+	p, _ := strconv.Atoi(port)
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "127.0.0.1"
+	}
+	host = strings.Trim(host, "[]")
+	_, _, err = reg.Register(ctx, registry.Instance{
+		Namespace: "cairn-system", Service: "cairn", ID: "cairn-" + port, Address: host,
+		Ports:    []registry.Port{{Name: "http", Port: p, Protocol: "http"}, {Name: "metrics", Port: p, Protocol: "http"}},
+		Metadata: map[string]string{"version": version, "role": "server"},
+		Source:   "self",
+		Check:    &registry.CheckSpec{Type: "http", Port: "http", Path: "/health", Interval: registry.Duration(10 * time.Second)},
+	})
+	return err
+}
+
+// registerHealthMetrics exports the health checker's counters.
+func registerHealthMetrics(pr *prometheus.Registry, c *health.Checker) {
+	pr.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_health_probes", Help: "Active health check probes."},
+			func() float64 { return float64(c.Stats().Probes) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cairn_health_checks_total", Help: "Health checks run."},
+			func() float64 { return float64(c.Stats().Checks) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cairn_health_check_failures_total", Help: "Health checks that failed."},
+			func() float64 { return float64(c.Stats().Failures) }),
+	)
+}
