@@ -123,10 +123,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if r.Pattern != "GET /v1/watch" { // streams: their duration is not latency
-			s.metrics.observe(r.Pattern, r.Method, sw.code, time.Since(start))
+			s.metrics.observe(r.Pattern, methodLabel(r.Method), sw.code, time.Since(start))
 		}
 	}()
 	s.mux.ServeHTTP(sw, r)
+}
+
+// methodLabel bounds the method label's values: clients choose methods.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
 }
 
 // unmatched answers requests no route takes, in JSON like every other

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/cairnhq/cairn/internal/registry"
@@ -24,7 +25,13 @@ func metricsHandler(pr *prometheus.Registry) http.Handler {
 }
 
 type metrics struct {
-	latency *prometheus.HistogramVec
+	latency   *prometheus.HistogramVec
+	observers sync.Map // observerKey -> prometheus.Observer
+}
+
+type observerKey struct {
+	route, method string
+	code          int
 }
 
 func newMetrics(pr *prometheus.Registry, reg *registry.Registry) *metrics {
@@ -39,8 +46,15 @@ func newMetrics(pr *prometheus.Registry, reg *registry.Registry) *metrics {
 	return m
 }
 
+// observe records one request. Observers are cached per label set so the
+// request path does not hash labels every time.
 func (m *metrics) observe(route, method string, code int, d time.Duration) {
-	m.latency.WithLabelValues(route, method, strconv.Itoa(code)).Observe(d.Seconds())
+	k := observerKey{route, method, code}
+	o, ok := m.observers.Load(k)
+	if !ok {
+		o, _ = m.observers.LoadOrStore(k, m.latency.WithLabelValues(route, method, strconv.Itoa(code)))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
 }
 
 // registryCollector reads the registry's counters at scrape time, so the

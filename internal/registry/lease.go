@@ -63,15 +63,14 @@ func (r *Registry) Sweep() int {
 
 	var expired []*instEntry
 	var expected float64
-	r.mu.RLock()
-	leased := r.leased
-	for _, se := range r.services {
+	r.eachService(func(se *svcEntry) {
 		for _, e := range se.instances {
 			in := e.inst
 			if in.TTL <= 0 {
 				continue
 			}
-			from := max(e.since, windowStart)
+			// A renewal is first due one interval after registration.
+			from := max(e.since+int64(in.RenewInterval), windowStart)
 			if from < nowNs {
 				expected += float64(nowNs-from) / float64(in.RenewInterval.D())
 			}
@@ -79,7 +78,9 @@ func (r *Registry) Sweep() int {
 				expired = append(expired, e)
 			}
 		}
-	}
+	})
+	r.mu.RLock()
+	leased := r.leased
 	r.mu.RUnlock()
 
 	actual := r.renewalsInWindow(now)

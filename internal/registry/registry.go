@@ -738,19 +738,38 @@ func (r *Registry) Stats() Stats {
 	r.mu.RLock()
 	st := Stats{Revision: r.rev, Services: len(r.services), Instances: r.total, Leased: r.leased,
 		Counts: map[StatusHealth]int{}}
-	for _, se := range r.services {
+	r.mu.RUnlock()
+	r.eachService(func(se *svcEntry) {
 		for _, e := range se.instances {
 			st.Counts[StatusHealth{e.inst.EffectiveStatus(), e.inst.Health}]++
 			if e.inst.Healthy() {
 				st.Healthy++
 			}
 		}
-	}
-	r.mu.RUnlock()
+	})
 	st.Renewals = r.renewals.Load()
 	st.Evictions = r.evictions.Load()
 	st.SelfPreservation = r.SelfPreservationState()
 	return st
+}
+
+// eachService calls fn for every service, holding the read lock for one
+// service at a time: a scan of a large registry (sweeps, metrics) never
+// keeps writers, and the readers queued behind them, waiting for all of it.
+// A service removed during the scan may still be visited; fn sees each
+// service's instances consistently, but not all services at one revision.
+func (r *Registry) eachService(fn func(*svcEntry)) {
+	r.mu.RLock()
+	ses := make([]*svcEntry, 0, len(r.services))
+	for _, se := range r.services {
+		ses = append(ses, se)
+	}
+	r.mu.RUnlock()
+	for _, se := range ses {
+		r.mu.RLock()
+		fn(se)
+		r.mu.RUnlock()
+	}
 }
 
 // Close stops accepting writes and flushes the log.

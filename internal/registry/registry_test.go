@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -348,6 +349,20 @@ func TestSelfPreservation(t *testing.T) {
 	}
 	if r.Sweep(); r.SelfPreservationState().Active {
 		t.Fatalf("self-preservation still on after recovery: %+v", r.SelfPreservationState())
+	}
+}
+
+// Fresh registrations are not yet due a renewal: a burst of them must not
+// look like a collapse of renewals.
+func TestSelfPreservationIgnoresFreshRegistrations(t *testing.T) {
+	r, clk := newTestRegistry(t, Config{SelfPreservation: true, RenewalWindow: 10 * time.Second})
+	for i := 0; i < 100; i++ {
+		in := inst("web", fmt.Sprint("i", i))
+		r.Register(context.Background(), in) // ttl 30s, renewInterval 10s
+		clk.Add(50 * time.Millisecond)
+	}
+	if r.Sweep(); r.SelfPreservationState().Active {
+		t.Fatalf("self-preservation on after a burst of registrations: %+v", r.SelfPreservationState())
 	}
 }
 
