@@ -21,10 +21,6 @@ type instancesBody struct {
 	Instances []*registry.Instance `json:"instances"`
 }
 
-type revisionBody struct {
-	Revision int64 `json:"revision"`
-}
-
 // instanceInput is what a client may send when registering: the model minus
 // the fields the server owns (health, times, revisions).
 type instanceInput struct {
@@ -176,7 +172,7 @@ func (s *Server) deleteInstance(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	writeIndexed(w, http.StatusOK, rev, revisionBody{Revision: rev})
+	writeRevision(w, rev)
 }
 
 func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
@@ -190,7 +186,7 @@ func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rev := s.reg.Revision()
-	writeIndexed(w, http.StatusOK, rev, revisionBody{Revision: rev})
+	writeRevision(w, rev)
 }
 
 type statusInput struct {

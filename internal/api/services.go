@@ -121,7 +121,7 @@ func (s *Server) deleteService(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	writeIndexed(w, http.StatusOK, rev, revisionBody{Revision: rev})
+	writeRevision(w, rev)
 }
 
 type statusBody struct {
