@@ -50,7 +50,7 @@ func serverFlags(name string, stderr io.Writer, dev bool) (*flag.FlagSet, *serve
 	fs.Float64Var(&c.reg.RenewalThreshold, "renewal-threshold", 0.85, "self-preservation threshold: share of expected renewals")
 	fs.DurationVar(&c.reg.RenewalWindow, "renewal-window", time.Minute, "window over which renewals are counted (at least 1s)")
 	fs.DurationVar(&c.reg.RestoreGrace, "restore-grace", 90*time.Second, "after a restart, time restored instances get to renew before any eviction")
-	fs.IntVar(&c.reg.FeedCapacity, "feed-capacity", 1<<16, "events the change feed keeps for readers that fall behind")
+	fs.IntVar(&c.reg.FeedCapacity, "feed-capacity", 1<<14, "events the change feed keeps for readers that fall behind")
 	return fs, c
 }
 

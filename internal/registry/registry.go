@@ -20,7 +20,7 @@ import (
 // Config tunes leases, eviction and the feed. Zero values take the
 // documented defaults.
 type Config struct {
-	// FeedCapacity is how many recent events the feed holds (default 65536).
+	// FeedCapacity is how many recent events the feed holds (default 16384: each event pins the version it carries, ~1 KiB).
 	FeedCapacity int
 	// EvictionInterval is the period of the expired-lease sweep (default 5s).
 	EvictionInterval time.Duration
@@ -44,7 +44,7 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.FeedCapacity == 0 {
-		c.FeedCapacity = 1 << 16
+		c.FeedCapacity = 1 << 14
 	}
 	if c.EvictionInterval == 0 {
 		c.EvictionInterval = 5 * time.Second
