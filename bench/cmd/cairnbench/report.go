@@ -1,0 +1,25 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/cairnhq/cairn/bench/internal/results"
+)
+
+// runReport prints the summary tables of the given result files.
+func runReport(files []string) error {
+	if len(files) == 0 {
+		return fmt.Errorf("no result files")
+	}
+	var suites []*results.Suite
+	for _, f := range files {
+		s, err := results.Read(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		suites = append(suites, s)
+	}
+	results.Report(os.Stdout, suites)
+	return nil
+}
