@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -119,6 +120,7 @@ func serve(ctx context.Context, name string, args []string, stdout, stderr io.Wr
 
 	var wal *store.WAL
 	if !c.inMemory {
+		ensureTwoPs(logger)
 		if wal, err = store.Open(c.dataDir); err != nil {
 			return err
 		}
@@ -180,6 +182,20 @@ func serve(ctx context.Context, name string, args []string, stdout, stderr io.Wr
 		logger.Warn("shutdown", "err", err)
 	}
 	return reg.Close()
+}
+
+// ensureTwoPs keeps at least two Go schedulers (Ps) when the write-ahead
+// log is on. Its fdatasync is a blocking system call that keeps its P until
+// the runtime's monitor takes it back (up to ~10 ms on a busy process); with
+// GOMAXPROCS=1, which Go picks in a one-CPU container, every HTTP handler
+// stalls for that long and registrations fell from ~6,400/s to ~1,700/s on
+// one core (bench/RESULTS.md). A second P keeps handlers running meanwhile;
+// it adds no CPU, since the extra P only runs while the first is blocked.
+func ensureTwoPs(logger *slog.Logger) {
+	if n := runtime.GOMAXPROCS(0); n < 2 {
+		runtime.GOMAXPROCS(2)
+		logger.Info("raised GOMAXPROCS to 2 so log fsyncs do not stall request handling", "was", n)
+	}
 }
 
 // registerSelf makes `cairn dev` list itself (demo content): service
