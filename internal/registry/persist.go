@@ -132,9 +132,17 @@ func (r *Registry) applyOp(o op, now time.Time) {
 }
 
 // maybeCompact snapshots the state in the background once the log has
-// grown past CompactBytes.
+// grown past CompactBytes and past twice the last snapshot: a snapshot of a
+// large registry costs seconds of CPU, so its cost is spread over at least
+// as many bytes of log as it writes (replay stays bounded at ~3x the state).
 func (r *Registry) maybeCompact() {
-	if r.wal == nil || r.wal.Written() < r.cfg.CompactBytes || !r.compacting.CompareAndSwap(false, true) {
+	if r.wal == nil {
+		return
+	}
+	if n := r.wal.Written(); n < r.cfg.CompactBytes || n < 2*r.lastSnapBytes.Load() {
+		return
+	}
+	if !r.compacting.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
@@ -164,8 +172,10 @@ func (r *Registry) Compact() error {
 		}
 	}
 	r.mu.Unlock()
+	var size countingWriter
 	err := r.wal.WriteSnapshot(seq, func(w io.Writer) error {
-		bw := bufio.NewWriter(w)
+		size.w = w
+		bw := bufio.NewWriter(&size)
 		enc := json.NewEncoder(bw)
 		if err := enc.Encode(h); err != nil {
 			return err
@@ -183,7 +193,19 @@ func (r *Registry) Compact() error {
 		return bw.Flush()
 	})
 	if err == nil {
-		r.log.Info("compacted log", "revision", h.Revision, "instances", h.Instances, "took", time.Since(start))
+		r.lastSnapBytes.Store(size.n)
+		r.log.Info("compacted log", "bytes", size.n, "revision", h.Revision, "instances", h.Instances, "took", time.Since(start))
 	}
 	return err
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -79,5 +81,36 @@ func TestRestoreGraceDefersEviction(t *testing.T) {
 	clk.Add(2 * time.Minute) // grace over, and no renewal for 2m
 	if n := r2.Sweep(); n != 1 {
 		t.Fatalf("evicted %d after the grace period, want 1", n)
+	}
+}
+
+// The log compacts itself once it outgrows CompactBytes, and what it
+// compacted restores.
+func TestAutomaticCompaction(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	r := openReg(t, dir, Config{CompactBytes: 4 << 10})
+	for i := 0; i < 200; i++ {
+		if _, _, err := r.Register(ctx, inst("web", fmt.Sprint("i", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.lastSnapBytes.Load() == 0 || r.compacting.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the log never compacted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	snaps, _ := filepath.Glob(filepath.Join(dir, "snap-*.dat"))
+	if len(snaps) != 1 {
+		t.Fatalf("snapshots on disk: %v", snaps)
+	}
+	rev := r.Revision()
+	r.Close()
+	r2 := openReg(t, dir, Config{})
+	defer r2.Close()
+	if got, _ := r2.Instances(Filter{}); len(got) != 200 || r2.Revision() != rev {
+		t.Fatalf("restored %d instances at revision %d, want 200 at %d", len(got), r2.Revision(), rev)
 	}
 }

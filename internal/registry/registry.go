@@ -107,14 +107,15 @@ type Registry struct {
 	startedAt  time.Time
 	evictAfter time.Time
 
-	renewals     atomic.Int64
-	renewBuckets []renewBucket // renewals per second over the window
-	evictions    atomic.Int64
-	spActive     atomic.Bool
-	spExpected   atomic.Int64
-	spActual     atomic.Int64
-	compacting   atomic.Bool
-	closed       atomic.Bool
+	renewals      atomic.Int64
+	renewBuckets  []renewBucket // renewals per second over the window
+	evictions     atomic.Int64
+	spActive      atomic.Bool
+	spExpected    atomic.Int64
+	spActual      atomic.Int64
+	compacting    atomic.Bool
+	lastSnapBytes atomic.Int64
+	closed        atomic.Bool
 }
 
 // New returns a registry. With a non-nil wal it first replays the state the
