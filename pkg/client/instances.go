@@ -11,35 +11,14 @@ import (
 	"time"
 )
 
-// registration is what a client may send when registering: the Instance
-// minus the fields the server owns (it rejects unknown fields).
-type registration struct {
-	ID             string            `json:"id,omitempty"`
-	Namespace      string            `json:"namespace,omitempty"`
-	Service        string            `json:"service"`
-	Address        string            `json:"address"`
-	Ports          []Port            `json:"ports,omitempty"`
-	Zone           string            `json:"zone,omitempty"`
-	Region         string            `json:"region,omitempty"`
-	Cluster        string            `json:"cluster,omitempty"`
-	Weight         int               `json:"weight,omitempty"`
-	Metadata       map[string]string `json:"metadata,omitempty"`
-	Tags           []string          `json:"tags,omitempty"`
-	Source         string            `json:"source,omitempty"`
-	Status         Status            `json:"status,omitempty"`
-	StatusOverride Status            `json:"statusOverride,omitempty"`
-	TTL            *Duration         `json:"ttl,omitempty"`
-	RenewInterval  Duration          `json:"renewInterval,omitempty"`
-	Check          *CheckSpec        `json:"check,omitempty"`
-}
-
-func registrationOf(in *Instance) registration {
-	return registration{
-		ID: in.ID, Namespace: in.Namespace, Service: in.Service, Address: in.Address, Ports: in.Ports,
-		Zone: in.Zone, Region: in.Region, Cluster: in.Cluster, Weight: in.Weight, Metadata: in.Metadata,
-		Tags: in.Tags, Source: in.Source, Status: in.Status, StatusOverride: in.StatusOverride,
-		TTL: ttlWire(in.TTL), RenewInterval: Duration(in.RenewInterval), Check: in.Check,
-	}
+// registrationOf is the body of a registration: the instance without the
+// fields the server owns (Instance's JSON leaves their zero values out).
+func registrationOf(in *Instance) Instance {
+	r := *in
+	r.Health, r.HealthOutput = "", ""
+	r.RegisteredAt, r.LastRenewedAt = time.Time{}, time.Time{}
+	r.CreateRevision, r.ModifyRevision = 0, 0
+	return r
 }
 
 type instanceAnswer struct {

@@ -143,8 +143,8 @@ type Instance struct {
 // instanceWire is Instance in the API's JSON form: the fields in the
 // order of docs/api.md, durations as strings.
 type instanceWire struct {
-	ID             string            `json:"id"`
-	Namespace      string            `json:"namespace"`
+	ID             string            `json:"id,omitempty"`
+	Namespace      string            `json:"namespace,omitempty"`
 	Service        string            `json:"service"`
 	Address        string            `json:"address"`
 	Ports          []Port            `json:"ports,omitempty"`

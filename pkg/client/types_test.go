@@ -222,12 +222,20 @@ func TestInstanceRoundTripKeepsEveryField(t *testing.T) {
 	if !reflect.DeepEqual(in, back) {
 		t.Fatalf("round trip\n got %+v\nwant %+v", back, in)
 	}
-	// A registration carries every field a client may set.
-	reg := reflect.TypeFor[registration]()
-	for _, f := range []string{"ID", "Namespace", "Service", "Address", "Ports", "Zone", "Region", "Cluster", "Weight",
-		"Metadata", "Tags", "Source", "Status", "StatusOverride", "TTL", "RenewInterval", "Check"} {
-		if _, ok := reg.FieldByName(f); !ok {
+	// A registration carries every field a client may set, and none the
+	// server owns.
+	rb, _ := json.Marshal(registrationOf(&in))
+	var sent map[string]any
+	json.Unmarshal(rb, &sent)
+	for _, f := range []string{"id", "namespace", "service", "address", "ports", "zone", "region", "cluster", "weight",
+		"metadata", "tags", "source", "status", "statusOverride", "ttl", "renewInterval", "check"} {
+		if _, ok := sent[f]; !ok {
 			t.Errorf("registration lacks %s", f)
+		}
+	}
+	for _, f := range []string{"health", "healthOutput", "registeredAt", "lastRenewedAt", "createRevision", "modifyRevision"} {
+		if _, ok := sent[f]; ok {
+			t.Errorf("registration sends the server-owned %s", f)
 		}
 	}
 }
