@@ -53,9 +53,6 @@ type instanceInput struct {
 }
 
 func (in *instanceInput) model() registry.Instance {
-	if in.Namespace == "" {
-		in.Namespace = "default"
-	}
 	return registry.Instance{
 		ID: in.ID, Namespace: in.Namespace, Service: in.Service, Address: in.Address, Ports: in.Ports,
 		Zone: in.Zone, Region: in.Region, Cluster: in.Cluster, Weight: in.Weight, Metadata: in.Metadata,
@@ -73,14 +70,13 @@ func decodeInstance(r *http.Request) (*instanceInput, error) {
 }
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request, in registry.Instance) {
-	_, _, lookupErr := s.reg.Instance(in.Key()) // only decides 200 or 201
-	inst, rev, err := s.reg.Register(r.Context(), in)
+	inst, rev, created, err := s.reg.Upsert(r.Context(), in)
 	if err != nil {
 		s.writeError(w, err)
 		return
 	}
 	code := http.StatusOK
-	if lookupErr != nil {
+	if created {
 		code = http.StatusCreated
 	}
 	writeIndexed(w, code, rev, instanceBody{Revision: rev, Instance: inst})

@@ -225,15 +225,22 @@ func (m *mutation) putInstance(in *Instance, typ EventType, reason string) {
 	}
 }
 
-// Register adds or replaces an instance. in must have passed
+// Register adds or replaces an instance after validating it with
 // NormalizeInstance. A re-registration that changes nothing only renews.
 func (r *Registry) Register(ctx context.Context, in Instance) (*Instance, int64, error) {
+	inst, rev, _, err := r.Upsert(ctx, in)
+	return inst, rev, err
+}
+
+// Upsert is Register that also says whether the instance is new (an API
+// answers 201 rather than 200, Eureka tells ADDED from MODIFIED).
+func (r *Registry) Upsert(ctx context.Context, in Instance) (inst *Instance, rev int64, created bool, err error) {
 	in = in.clone() // the caller keeps its slices; published instances stay immutable
 	if fe := NormalizeInstance(&in); fe != nil {
-		return nil, 0, fe
+		return nil, 0, false, fe
 	}
 	if r.closed.Load() {
-		return nil, 0, ErrClosed
+		return nil, 0, false, ErrClosed
 	}
 	now := r.cfg.Now()
 	r.mu.Lock()
@@ -247,7 +254,7 @@ func (r *Registry) Register(ctx context.Context, in Instance) (*Instance, int64,
 		inst, rev := r.withRenew(old), r.rev
 		r.mu.Unlock()
 		r.countRenewal(now)
-		return inst, rev, nil
+		return inst, rev, false, nil
 	}
 	m := r.begin()
 	if se == nil {
@@ -284,9 +291,9 @@ func (r *Registry) Register(ctx context.Context, in Instance) (*Instance, int64,
 	r.track(&in)
 	m.putInstance(&in, typ, ReasonRegister)
 	b := r.commit(m)
-	rev := r.rev
+	rev = r.rev
 	r.mu.Unlock()
-	return &in, rev, r.wait(b)
+	return &in, rev, old == nil, r.wait(b)
 }
 
 // sameRegistration reports whether a re-registration would change nothing
