@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/internal/api"
+	"github.com/cairnhq/cairn/internal/eureka"
 	"github.com/cairnhq/cairn/internal/health"
 	"github.com/cairnhq/cairn/internal/registry"
 	"github.com/cairnhq/cairn/internal/store"
@@ -30,6 +31,9 @@ type serverConfig struct {
 	logJSON  bool
 	reg      registry.Config
 	demo     bool // dev: register Cairn itself as a service
+
+	eurekaNamespace   string
+	eurekaDeltaWindow time.Duration
 }
 
 func serverFlags(name string, stderr io.Writer, dev bool) (*flag.FlagSet, *serverConfig) {
@@ -52,6 +56,8 @@ func serverFlags(name string, stderr io.Writer, dev bool) (*flag.FlagSet, *serve
 	fs.DurationVar(&c.reg.RenewalWindow, "renewal-window", time.Minute, "window over which renewals are counted (at least 1s)")
 	fs.DurationVar(&c.reg.RestoreGrace, "restore-grace", 90*time.Second, "after a restart, time restored instances get to renew before any eviction")
 	fs.IntVar(&c.reg.FeedCapacity, "feed-capacity", 1<<14, "events the change feed keeps for readers that fall behind")
+	fs.StringVar(&c.eurekaNamespace, "eureka-namespace", "default", "namespace of apps registered through the Eureka API (/eureka/, /eureka/v2/); other namespaces show as APP.NAMESPACE")
+	fs.DurationVar(&c.eurekaDeltaWindow, "eureka-delta-window", 3*time.Minute, "how long a change stays in Eureka's /apps/delta")
 	return fs, c
 }
 
@@ -71,6 +77,11 @@ func (c *serverConfig) validate() error {
 		return errors.New("--feed-capacity must be at least 16")
 	case !c.inMemory && c.dataDir == "":
 		return errors.New("--data-dir is required (or --in-memory)")
+	case c.eurekaDeltaWindow < time.Second:
+		return errors.New("--eureka-delta-window must be at least 1s")
+	}
+	if fe := registry.ValidateName("--eureka-namespace", c.eurekaNamespace); fe != nil {
+		return fe
 	}
 	if c.reg.RestoreGrace == 0 {
 		c.reg.RestoreGrace = time.Nanosecond // 0 means "default" to the registry; the flag means none
@@ -141,7 +152,8 @@ func serve(ctx context.Context, name string, args []string, stdout, stderr io.Wr
 	checker := health.New(reg, logger)
 	pr := api.NewMetricsRegistry()
 	registerHealthMetrics(pr, checker)
-	handler := api.New(api.Options{Registry: reg, Logger: logger, Metrics: pr})
+	eu := eureka.New(eureka.Options{Registry: reg, Namespace: c.eurekaNamespace, DeltaWindow: c.eurekaDeltaWindow, Logger: logger})
+	handler := api.New(api.Options{Registry: reg, Logger: logger, Metrics: pr, Mount: eu.Mount})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -154,6 +166,7 @@ func serve(ctx context.Context, name string, args []string, stdout, stderr io.Wr
 	}
 	go reg.Run(ctx)
 	go checker.Run(ctx)
+	go eu.Run(ctx)
 
 	url := "http://" + ln.Addr().String()
 	where := "in memory"
@@ -161,6 +174,7 @@ func serve(ctx context.Context, name string, args []string, stdout, stderr io.Wr
 		where = "in " + c.dataDir
 	}
 	fmt.Fprintf(stdout, "cairn %s: HTTP API on %s (registry %s, revision %d)\n", name, url, where, reg.Revision())
+	fmt.Fprintf(stdout, "cairn %s: Eureka API on %s/eureka/ and %s/eureka/v2/\n", name, url, url)
 	if c.demo {
 		if err := registerSelf(ctx, reg, ln.Addr()); err != nil {
 			logger.Warn("could not register cairn itself", "err", err)

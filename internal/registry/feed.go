@@ -33,6 +33,7 @@ const (
 	ReasonOverride      = "override"
 	ReasonStatus        = "status"
 	ReasonHealth        = "health"
+	ReasonMetadata      = "metadata"
 	ReasonPut           = "put"
 	ReasonDeleteService = "delete-service"
 )

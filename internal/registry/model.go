@@ -163,8 +163,14 @@ func (in Instance) clone() Instance {
 	return in
 }
 
-// EffectiveStatus is the override when one is set, else the reported status.
+// EffectiveStatus follows Eureka's override rules: an instance that says
+// it is DOWN or STARTING is believed (an override cannot force a broken
+// instance UP); otherwise the override wins when one is set; otherwise the
+// reported status.
 func (in *Instance) EffectiveStatus() Status {
+	if in.Status == StatusDown || in.Status == StatusStarting {
+		return in.Status
+	}
 	if in.StatusOverride != "" {
 		return in.StatusOverride
 	}

@@ -454,6 +454,57 @@ func (r *Registry) ClearOverride(ctx context.Context, k InstanceKey) (*Instance,
 	return r.SetOverride(ctx, k, StatusUnknown)
 }
 
+// ResetOverride removes the operator status override and, when status is
+// not empty, sets the reported status in the same revision (Eureka's
+// DELETE .../status?value=UP).
+func (r *Registry) ResetOverride(ctx context.Context, k InstanceKey, status Status) (*Instance, int64, error) {
+	if status != "" {
+		var fe *FieldError
+		if status, fe = ValidateStatus("value", status); fe != nil {
+			return nil, 0, fe
+		}
+	}
+	return r.update(k, ReasonOverride, func(in *Instance) bool {
+		changed := in.StatusOverride != ""
+		in.StatusOverride = ""
+		if status != "" && in.Status != status {
+			in.Status, changed = status, true
+		}
+		return changed
+	})
+}
+
+// MergeMetadata sets the given metadata keys of an instance, keeping the
+// others. The merged metadata is validated as a whole before anything
+// changes.
+func (r *Registry) MergeMetadata(ctx context.Context, k InstanceKey, set map[string]string) (*Instance, int64, error) {
+	var verr *FieldError
+	in, rev, err := r.update(k, ReasonMetadata, func(in *Instance) bool {
+		merged := maps.Clone(in.Metadata)
+		if merged == nil {
+			merged = map[string]string{}
+		}
+		changed := false
+		for mk, mv := range set {
+			if old, ok := merged[mk]; !ok || old != mv {
+				merged[mk], changed = mv, true
+			}
+		}
+		if !changed {
+			return false
+		}
+		if verr = validateMeta("metadata", merged); verr != nil {
+			return false
+		}
+		in.Metadata = merged
+		return true
+	})
+	if verr != nil {
+		return nil, 0, verr
+	}
+	return in, rev, err
+}
+
 // SetStatus changes the status an instance reports about itself.
 func (r *Registry) SetStatus(ctx context.Context, k InstanceKey, s Status) (*Instance, int64, error) {
 	s, fe := ValidateStatus("status", s)

@@ -226,8 +226,12 @@ func (in *Instance) Key() Key {
 	return Key{Namespace: ns, Service: in.Service, ID: in.ID}
 }
 
-// EffectiveStatus is the override when one is set, else the reported status.
+// EffectiveStatus mirrors the server's rule (Eureka's): a reported DOWN or
+// STARTING wins; otherwise the override when set; otherwise the status.
 func (in *Instance) EffectiveStatus() Status {
+	if in.Status == StatusDown || in.Status == StatusStarting {
+		return in.Status
+	}
 	if in.StatusOverride != "" {
 		return in.StatusOverride
 	}

@@ -159,7 +159,9 @@ func TestInstanceHealthyAndClone(t *testing.T) {
 		{StatusUp, "", HealthFailing, false},
 		{StatusDown, "", HealthPassing, false},
 		{StatusUp, StatusOutOfService, HealthPassing, false},
-		{StatusDown, StatusUp, HealthNone, true},
+		{StatusDown, StatusUp, HealthNone, false}, // a reported DOWN wins over an override (Eureka's rule)
+		{StatusOutOfService, StatusUp, HealthNone, true},
+		{StatusUnknown, StatusUp, HealthNone, true},
 	} {
 		in := Instance{Status: tt.status, StatusOverride: tt.override, Health: tt.health}
 		if in.Healthy() != tt.want {

@@ -1,0 +1,427 @@
+// Package eureka serves Netflix Eureka's REST API from Cairn's registry, so
+// that Eureka clients (Spring Cloud Netflix, fargo, eureka-js-client, ...)
+// register and discover unchanged. There is one registry: an instance
+// registered here is an ordinary Cairn instance, and every Cairn instance is
+// shown to Eureka clients (mapping.go has the mapping).
+//
+// Eureka's own server answers reads from a response cache refreshed every
+// 30 s; here reads come from a view that follows the change feed, so a
+// registration is in the very next /apps or /apps/delta answer.
+package eureka
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cairnhq/cairn/internal/registry"
+)
+
+// Options configures the Eureka API.
+type Options struct {
+	Registry *registry.Registry
+	// Namespace is where apps registered by Eureka clients live, and whose
+	// services Eureka clients see under their bare names (default "default").
+	// Services of other namespaces appear as NAME.NAMESPACE.
+	Namespace string
+	// DeltaWindow is how long a change stays in /apps/delta (Eureka's
+	// retentionTimeInMSInDeltaQueue, default 3m).
+	DeltaWindow time.Duration
+	Logger      *slog.Logger
+}
+
+// Server is the Eureka API. Mount its routes on Cairn's HTTP mux and run it.
+type Server struct {
+	reg  *registry.Registry
+	ns   string
+	log  *slog.Logger
+	view *view
+}
+
+// maxBody bounds a registration body; Eureka's are about 2 KB.
+const maxBody = 256 << 10
+
+// New returns the Eureka API over reg.
+func New(o Options) *Server {
+	if o.Namespace == "" {
+		o.Namespace = "default"
+	}
+	if o.DeltaWindow <= 0 {
+		o.DeltaWindow = 3 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Server{reg: o.Registry, ns: o.Namespace, log: o.Logger.With("component", "eureka"),
+		view: newView(o.Registry, o.Namespace, o.DeltaWindow)}
+}
+
+// Run keeps the view following the registry until ctx ends.
+func (s *Server) Run(ctx context.Context) { s.view.run(ctx) }
+
+// Mount adds the Eureka routes under /eureka/v2/ (Netflix's path) and
+// /eureka/ (Spring Cloud's).
+func (s *Server) Mount(mux *http.ServeMux) {
+	for _, p := range []string{"/eureka/v2", "/eureka"} {
+		mux.HandleFunc("POST "+p+"/apps/{app}", s.register)
+		mux.HandleFunc("PUT "+p+"/apps/{app}/{id}", s.renew)
+		mux.HandleFunc("DELETE "+p+"/apps/{app}/{id}", s.cancel)
+		mux.HandleFunc("PUT "+p+"/apps/{app}/{id}/status", s.setOverride)
+		mux.HandleFunc("DELETE "+p+"/apps/{app}/{id}/status", s.clearOverride)
+		mux.HandleFunc("PUT "+p+"/apps/{app}/{id}/metadata", s.updateMetadata)
+		mux.HandleFunc("GET "+p+"/apps", s.getApps)
+		mux.HandleFunc("GET "+p+"/apps/{$}", s.getApps) // Spring Cloud and eureka-js-client ask with the slash
+		mux.HandleFunc("GET "+p+"/apps/delta", s.getDelta)
+		mux.HandleFunc("GET "+p+"/apps/{app}", s.getApp)
+		mux.HandleFunc("GET "+p+"/apps/{app}/{id}", s.getInstance)
+		mux.HandleFunc("GET "+p+"/instances/{id}", s.getInstanceByID)
+		mux.HandleFunc("GET "+p+"/vips/{vip}", s.getVIP)
+		mux.HandleFunc("GET "+p+"/svips/{svip}", s.getSVIP)
+	}
+}
+
+// ---- writes ----
+
+func (s *Server) register(w http.ResponseWriter, r *http.Request) {
+	pathApp := r.PathValue("app")
+	k, fe := serviceOf(s.ns, pathApp)
+	if fe != nil {
+		writeError(w, fe)
+		return
+	}
+	wi, err := readInstance(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	in, err := toInstance(wi, pathApp, k, s.view.defaultVIP(k))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	// Netflix keeps the registered instance when it is dirtier (newer) than
+	// the registrant: a late registration must not undo a newer one.
+	if cur, _, err := s.reg.Instance(in.Key()); err == nil && wi.LastDirty > 0 && lastDirty(cur) > wi.LastDirty {
+		_ = s.reg.Renew(in.Key())
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if _, _, _, err := s.reg.Upsert(r.Context(), in); err != nil {
+		writeError(w, eurekaField(err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// readInstance reads a JSON or XML registration body.
+func readInstance(r *http.Request) (*wireInstance, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &httpError{code: http.StatusRequestEntityTooLarge, field: "body", msg: fmt.Sprintf("must be at most %d bytes", maxBody)}
+		}
+		return nil, &httpError{code: http.StatusBadRequest, field: "body", msg: "could not be read: " + err.Error()}
+	}
+	isXML := false
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		switch {
+		case err != nil:
+			return nil, &httpError{code: http.StatusUnsupportedMediaType, field: "Content-Type", msg: "must be application/json or application/xml"}
+		case strings.Contains(mt, "json"):
+		case strings.Contains(mt, "xml"):
+			isXML = true
+		default:
+			return nil, &httpError{code: http.StatusUnsupportedMediaType, field: "Content-Type", msg: "must be application/json or application/xml, not " + mt}
+		}
+	} else {
+		t := strings.TrimSpace(string(body[:min(len(body), 64)]))
+		isXML = strings.HasPrefix(t, "<")
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil, &httpError{code: http.StatusBadRequest, field: "body", msg: "is empty; an instance is required"}
+	}
+	if isXML {
+		return decodeXMLInstance(body)
+	}
+	return decodeJSONInstance(body)
+}
+
+// instanceKey maps the path's app and id to an instance key; ok is false
+// when the app cannot name a Cairn service (so no such instance exists).
+func (s *Server) instanceKey(r *http.Request) (registry.InstanceKey, bool) {
+	k, fe := serviceOf(s.ns, r.PathValue("app"))
+	if fe != nil {
+		return registry.InstanceKey{}, false
+	}
+	return registry.InstanceKey{Namespace: k.Namespace, Service: k.Name, ID: r.PathValue("id")}, true
+}
+
+func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
+	k, ok := s.instanceKey(r)
+	if !ok {
+		writeNotFound(w, r)
+		return
+	}
+	var clientDirty int64
+	if v := r.URL.Query().Get("lastDirtyTimestamp"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			writeError(w, &httpError{code: http.StatusBadRequest, field: "lastDirtyTimestamp", msg: "must be a number of milliseconds"})
+			return
+		}
+		clientDirty = n
+	}
+	if err := s.reg.Renew(k); err != nil {
+		writeError(w, err) // 404: the client registers again
+		return
+	}
+	if clientDirty > 0 {
+		// The client changed since it registered: a 404 makes it register
+		// again with its new data, as Netflix's server does.
+		if in, _, err := s.reg.Instance(k); err == nil && in.Source == sourceEureka && clientDirty > lastDirty(in) {
+			writeError(w, &httpError{code: http.StatusNotFound, field: "lastDirtyTimestamp",
+				msg: "the client's instance is newer than the registered one; register again"})
+			return
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
+	k, ok := s.instanceKey(r)
+	if !ok {
+		writeNotFound(w, r)
+		return
+	}
+	if _, err := s.reg.Deregister(r.Context(), k); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) setOverride(w http.ResponseWriter, r *http.Request) {
+	k, ok := s.instanceKey(r)
+	if !ok {
+		writeNotFound(w, r)
+		return
+	}
+	v := r.URL.Query().Get("value")
+	if v == "" {
+		writeError(w, &registry.FieldError{Field: "value", Message: "is required: UP, DOWN, STARTING, OUT_OF_SERVICE or UNKNOWN"})
+		return
+	}
+	st, fe := registry.ValidateStatus("value", registry.Status(strings.ToUpper(v)))
+	if fe != nil {
+		writeError(w, fe)
+		return
+	}
+	if _, _, err := s.reg.SetOverride(r.Context(), k, st); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) clearOverride(w http.ResponseWriter, r *http.Request) {
+	k, ok := s.instanceKey(r)
+	if !ok {
+		writeNotFound(w, r)
+		return
+	}
+	st := registry.Status(strings.ToUpper(r.URL.Query().Get("value")))
+	if _, _, err := s.reg.ResetOverride(r.Context(), k, st); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) updateMetadata(w http.ResponseWriter, r *http.Request) {
+	k, ok := s.instanceKey(r)
+	if !ok {
+		writeNotFound(w, r)
+		return
+	}
+	q := r.URL.Query()
+	set := make(map[string]string, len(q))
+	for mk, vs := range q {
+		if strings.HasPrefix(mk, metaPrefix) {
+			writeError(w, &registry.FieldError{Field: mk, Message: fmt.Sprintf("keys starting with %q are reserved for the Eureka mapping", metaPrefix)})
+			return
+		}
+		set[mk] = vs[len(vs)-1]
+	}
+	if _, _, err := s.reg.MergeMetadata(r.Context(), k, set); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// ---- reads ----
+
+// negotiate picks JSON when Accept mentions json, else XML (Eureka's
+// default), and gzip when the client accepts it.
+func negotiate(r *http.Request) (format, bool) {
+	f := formatXML
+	if strings.Contains(strings.ToLower(r.Header.Get("Accept")), "json") {
+		f = formatJSON
+	}
+	return f, acceptsGzip(r.Header.Get("Accept-Encoding"))
+}
+
+func acceptsGzip(h string) bool {
+	for h != "" {
+		var part string
+		part, h, _ = strings.Cut(h, ",")
+		name, params, _ := strings.Cut(part, ";")
+		if strings.EqualFold(strings.TrimSpace(name), "gzip") {
+			q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		}
+	}
+	return false
+}
+
+func writeDoc(w http.ResponseWriter, f format, gz bool, body []byte) {
+	h := w.Header()
+	if f == formatJSON {
+		h.Set("Content-Type", "application/json")
+	} else {
+		h.Set("Content-Type", "application/xml")
+	}
+	h.Set("Vary", "Accept, Accept-Encoding")
+	if gz {
+		h.Set("Content-Encoding", "gzip")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+func (s *Server) getApps(w http.ResponseWriter, r *http.Request) {
+	f, gz := negotiate(r)
+	writeDoc(w, f, gz, s.view.full(f, gz))
+}
+
+func (s *Server) getDelta(w http.ResponseWriter, r *http.Request) {
+	f, gz := negotiate(r)
+	writeDoc(w, f, gz, s.view.delta(f, gz))
+}
+
+func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
+	f, gz := negotiate(r)
+	body, ok := s.view.app(strings.ToUpper(r.PathValue("app")), f)
+	if !ok {
+		writeNotFound(w, r)
+		return
+	}
+	writeDoc(w, f, gz, maybeGzip(body, gz))
+}
+
+func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
+	f, gz := negotiate(r)
+	body, ok := s.view.instance(strings.ToUpper(r.PathValue("app")), r.PathValue("id"), f)
+	if !ok {
+		writeNotFound(w, r)
+		return
+	}
+	writeDoc(w, f, gz, maybeGzip(body, gz))
+}
+
+func (s *Server) getInstanceByID(w http.ResponseWriter, r *http.Request) {
+	f, gz := negotiate(r)
+	body, ok := s.view.instanceByID(r.PathValue("id"), f)
+	if !ok {
+		writeNotFound(w, r)
+		return
+	}
+	writeDoc(w, f, gz, maybeGzip(body, gz))
+}
+
+func (s *Server) getVIP(w http.ResponseWriter, r *http.Request) {
+	s.vips(w, r, r.PathValue("vip"), false)
+}
+func (s *Server) getSVIP(w http.ResponseWriter, r *http.Request) {
+	s.vips(w, r, r.PathValue("svip"), true)
+}
+
+func (s *Server) vips(w http.ResponseWriter, r *http.Request, addr string, secure bool) {
+	f, gz := negotiate(r)
+	body, ok := s.view.vip(addr, secure, f)
+	if !ok {
+		writeNotFound(w, r)
+		return
+	}
+	writeDoc(w, f, gz, maybeGzip(body, gz))
+}
+
+func maybeGzip(b []byte, gz bool) []byte {
+	if gz {
+		return gzipBytes(b)
+	}
+	return b
+}
+
+// ---- errors ----
+
+// httpError is a request the client got wrong, with its status code.
+type httpError struct {
+	code  int
+	field string
+	msg   string
+}
+
+func (e *httpError) Error() string {
+	if e.field == "" {
+		return e.msg
+	}
+	return e.field + ": " + e.msg
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+// writeError answers with the status code Eureka's server gives and a JSON
+// body naming the field, like the rest of Cairn's API.
+func writeError(w http.ResponseWriter, err error) {
+	var he *httpError
+	var fe *registry.FieldError
+	var de *decodeError
+	code, body := http.StatusInternalServerError, errorBody{Error: "internal error"}
+	switch {
+	case errors.As(err, &he):
+		code, body = he.code, errorBody{Error: he.Error(), Field: he.field}
+	case errors.As(err, &fe):
+		code, body = http.StatusBadRequest, errorBody{Error: fe.Error(), Field: fe.Field}
+	case errors.As(err, &de):
+		code, body = http.StatusBadRequest, errorBody{Error: de.Error(), Field: de.Field}
+	case errors.Is(err, registry.ErrNotFound):
+		code, body = http.StatusNotFound, errorBody{Error: strings.TrimPrefix(err.Error(), "registry: ")}
+	case errors.Is(err, registry.ErrUnavailable), errors.Is(err, registry.ErrClosed):
+		w.Header().Set("Retry-After", "1")
+		code, body = http.StatusServiceUnavailable, errorBody{Error: err.Error()}
+	default:
+		slog.Error("eureka request failed", "err", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func writeNotFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, &httpError{code: http.StatusNotFound, field: "", msg: "not found: " + r.URL.Path})
+}
