@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/cairnhq/cairn/internal/registry"
@@ -112,8 +113,8 @@ func (e *einst) fields() fields {
 	f.meta = userMetadata(in)
 	f.renewSecs = int64(in.RenewInterval.D().Seconds())
 	f.durationSecs = int64(in.TTL.D().Seconds())
-	f.registered = in.RegisteredAt.UnixMilli()
-	f.renewed = in.LastRenewedAt.UnixMilli()
+	f.registered = millis(in.RegisteredAt)
+	f.renewed = millis(in.LastRenewedAt)
 	f.homePage = in.Metadata[metaHomePage]
 	f.statusPage = in.Metadata[metaStatusPage]
 	f.healthCheck = in.Metadata[metaHealthCheck]
@@ -140,6 +141,14 @@ func (e *einst) fields() fields {
 		f.lastDirty = f.registered
 	}
 	return f
+}
+
+// millis is t in Unix milliseconds, 0 for the zero time.
+func millis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(t.UnixMilli(), 0)
 }
 
 func hostPort(host string, port int) string {
