@@ -31,7 +31,13 @@ type view struct {
 	apps   map[string]*app // by Eureka app name
 	names  []string        // sorted app names; nil when the set changed
 	counts map[registry.Status]int
-	recent []change // oldest first, within window
+	// recent holds the changes of the delta window, oldest first. Only an
+	// instance's latest change is live: older ones are cleared (e == nil)
+	// when it changes again, so the window holds at most one entry per
+	// instance however busy the registry is, and is compacted lazily.
+	recent []change
+	latest map[registry.InstanceKey]int // key -> index in recent of its live change
+	dead   int
 	byID   map[string]map[registry.ServiceKey]*einst
 
 	fullDoc  docCache
@@ -112,7 +118,7 @@ func (v *view) rebuildLocked() {
 	v.names = nil
 	v.counts = map[registry.Status]int{}
 	v.byID = map[string]map[registry.ServiceKey]*einst{}
-	v.recent = nil
+	v.recent, v.latest, v.dead = nil, map[registry.InstanceKey]int{}, 0
 	v.fullDoc.valid, v.deltaDoc.valid = false, false
 	for _, in := range snap.Instances {
 		v.putLocked(v.render(in))
@@ -149,12 +155,25 @@ func (v *view) syncLocked() {
 			e = v.render(ev.Instance)
 			v.putLocked(e)
 		}
-		v.recent = append(v.recent, change{at: now, action: ev.Type, key: k, e: e})
+		v.noteLocked(change{at: now, action: ev.Type, key: k, e: e})
 	}
 	if head > v.rev {
 		v.rev = head
 	}
 	v.pruneLocked(now)
+}
+
+// noteLocked records a change, clearing the instance's previous one.
+func (v *view) noteLocked(c change) {
+	if i, ok := v.latest[c.key]; ok {
+		v.recent[i].e = nil
+		v.dead++
+	}
+	v.latest[c.key] = len(v.recent)
+	v.recent = append(v.recent, c)
+	if v.dead > 1024 && v.dead > len(v.recent)/2 {
+		v.compactLocked(0)
+	}
 }
 
 // pruneLocked drops changes older than the window.
@@ -165,9 +184,27 @@ func (v *view) pruneLocked(now time.Time) {
 		i++
 	}
 	if i > 0 {
-		v.recent = slices.Delete(v.recent, 0, i)
+		v.compactLocked(i)
 		v.deltaDoc.valid = false
 	}
+}
+
+// compactLocked drops the first n changes and every cleared one.
+func (v *view) compactLocked(n int) {
+	kept := v.recent[:0]
+	for j := range v.recent {
+		c := v.recent[j]
+		if j < n || c.e == nil {
+			if j < n && c.e != nil {
+				delete(v.latest, c.key)
+			}
+			continue
+		}
+		v.latest[c.key] = len(kept)
+		kept = append(kept, c)
+	}
+	clear(v.recent[len(kept):]) // let dropped instances be collected
+	v.recent, v.dead = kept, 0
 }
 
 func (v *view) lookupLocked(k registry.InstanceKey) *einst {
@@ -398,15 +435,11 @@ func (v *view) delta(f format, gz bool) []byte {
 		v.deltaDoc.reset(v.rev)
 	}
 	if v.deltaDoc.plain[f] == nil {
-		last := map[registry.InstanceKey]int{}
-		for i, c := range v.recent {
-			last[c.key] = i
-		}
 		byApp := map[string]*group{}
 		var names []string
-		for i, c := range v.recent {
-			if last[c.key] != i {
-				continue
+		for _, c := range v.recent {
+			if c.e == nil {
+				continue // superseded by a later change of the same instance
 			}
 			g := byApp[c.e.app]
 			if g == nil {

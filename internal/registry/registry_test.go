@@ -163,6 +163,51 @@ func TestOverrideAndStatus(t *testing.T) {
 	}
 }
 
+// TestEurekaOverrideRules: an instance's own DOWN or STARTING wins over an
+// override; ResetOverride clears and optionally sets the status in one
+// revision; MergeMetadata validates the merged map before changing it.
+func TestEurekaOverrideRules(t *testing.T) {
+	r, _ := newTestRegistry(t, Config{})
+	ctx := context.Background()
+	r.Register(ctx, inst("web", "a"))
+	k := InstanceKey{"default", "web", "a"}
+	r.SetOverride(ctx, k, StatusUp)
+	for _, st := range []Status{StatusDown, StatusStarting} {
+		got, _, _ := r.SetStatus(ctx, k, st)
+		if got.EffectiveStatus() != st || got.Healthy() {
+			t.Fatalf("reported %s under an UP override: effective %s", st, got.EffectiveStatus())
+		}
+	}
+	got, _, _ := r.SetStatus(ctx, k, StatusOutOfService)
+	if got.EffectiveStatus() != StatusUp {
+		t.Fatalf("override over OUT_OF_SERVICE: %s", got.EffectiveStatus())
+	}
+
+	rev := r.Revision()
+	got, rev2, err := r.ResetOverride(ctx, k, StatusUp)
+	if err != nil || got.StatusOverride != "" || got.Status != StatusUp || rev2 != rev+1 {
+		t.Fatalf("reset override: %+v rev %d->%d %v", got, rev, rev2, err)
+	}
+	if _, _, err := r.ResetOverride(ctx, k, "BOGUS"); err == nil || r.Revision() != rev2 {
+		t.Fatalf("invalid status accepted or changed the registry: %v", err)
+	}
+
+	got, _, err = r.MergeMetadata(ctx, k, map[string]string{"a": "1", "b": "2"})
+	if err != nil || got.Metadata["a"] != "1" || got.Metadata["b"] != "2" {
+		t.Fatalf("merge: %+v %v", got, err)
+	}
+	rev = r.Revision()
+	if _, _, err := r.MergeMetadata(ctx, k, map[string]string{"bad key": "x"}); err == nil || r.Revision() != rev {
+		t.Fatalf("invalid metadata merged: %v", err)
+	}
+	if _, rev3, _ := r.MergeMetadata(ctx, k, map[string]string{"a": "1"}); rev3 != rev {
+		t.Fatal("a merge that changes nothing spent a revision")
+	}
+	if _, _, err := r.MergeMetadata(ctx, InstanceKey{"default", "web", "zz"}, map[string]string{"a": "1"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("merge on unknown instance: %v", err)
+	}
+}
+
 func TestFilters(t *testing.T) {
 	r, _ := newTestRegistry(t, Config{})
 	ctx := context.Background()
