@@ -673,3 +673,43 @@ func TestAcceptsGzip(t *testing.T) {
 		}
 	}
 }
+
+// TestAPILeaseExpiry: the lease the client chose is the instance's TTL;
+// renewals keep it, and once they stop the sweep evicts it and Eureka
+// clients get a DELETED in their delta.
+func TestAPILeaseExpiry(t *testing.T) {
+	ts := startTestServer(t, testOptions{Registry: registry.Config{EvictionInterval: 50 * time.Millisecond, EvictionMaxFraction: 1}})
+	body := strings.Replace(euBody("SHORT", "s-1", "10.0.0.3", 80, "UP", ""), `"durationInSecs":30`, `"durationInSecs":1`, 1)
+	body = strings.Replace(body, `"renewalIntervalInSecs":10`, `"renewalIntervalInSecs":1`, 1)
+	if r := euDo(t, "POST", ts.URL+"/eureka/apps/SHORT", euJSON, body); r.code != 204 {
+		t.Fatalf("register: %d %s", r.code, r.body)
+	}
+	k := registry.InstanceKey{Namespace: "default", Service: "short", ID: "s-1"}
+	if in, _, _ := ts.Reg.Instance(k); in.TTL.D() != time.Second {
+		t.Fatalf("ttl %v, want the client's 1s", in.TTL)
+	}
+	for i := 0; i < 6; i++ { // 1.5 s of renewals every 250 ms: longer than the lease
+		time.Sleep(250 * time.Millisecond)
+		if r := euDo(t, "PUT", ts.URL+"/eureka/apps/SHORT/s-1?status=UP", nil, ""); r.code != 200 {
+			t.Fatalf("renewal %d: %d (evicted while renewing?)", i, r.code)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, _, err := ts.Reg.Instance(k); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not evicted after its lease ran out")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	d := euGetApps(t, ts.URL+"/eureka/apps/delta")
+	if e := d.find("SHORT", "s-1"); e == nil || e.ActionType != "DELETED" {
+		t.Fatalf("eviction not in the delta: %+v", d)
+	}
+	if r := euDo(t, "PUT", ts.URL+"/eureka/apps/SHORT/s-1", nil, ""); r.code != 404 {
+		t.Fatalf("renewal after eviction: %d, want 404 so the client registers again", r.code)
+	}
+	euAgree(t, ts)
+}

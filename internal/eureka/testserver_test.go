@@ -20,6 +20,8 @@ type testOptions struct {
 	DataDir string // "" = in-memory registry
 	// DeltaWindow overrides the delta window (default 3m).
 	DeltaWindow time.Duration
+	// Registry configures the registry (eviction, self-preservation).
+	Registry registry.Config
 }
 
 // testServer is Cairn's HTTP API with the Eureka routes, on 127.0.0.1.
@@ -43,7 +45,9 @@ func startTestServer(t testing.TB, o testOptions) *testServer {
 		}
 	}
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	reg, err := registry.New(registry.Config{Logger: logger}, wal)
+	cfg := o.Registry
+	cfg.Logger = logger
+	reg, err := registry.New(cfg, wal)
 	if err != nil {
 		t.Fatal(err)
 	}

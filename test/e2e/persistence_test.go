@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -119,6 +121,28 @@ func TestDevListsItself(t *testing.T) {
 		call("GET", s.URL+"/v1/instances?namespace=cairn-system&healthy=true", nil, &ans)
 		return len(ans.Instances) == 1, fmt.Sprintf("%+v", ans.Instances)
 	})
+	// The same instance, through the Eureka API of the same port.
+	var apps struct {
+		Applications struct {
+			Application []struct {
+				Name     string `json:"name"`
+				Instance []struct {
+					Status string `json:"status"`
+				} `json:"instance"`
+			} `json:"application"`
+		} `json:"applications"`
+	}
+	req, _ := http.NewRequest("GET", s.URL+"/eureka/apps", nil)
+	req.Header.Set("Accept", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(res.Body).Decode(&apps)
+	res.Body.Close()
+	if a := apps.Applications.Application; err != nil || len(a) != 1 || a[0].Name != "CAIRN.CAIRN-SYSTEM" || a[0].Instance[0].Status != "UP" {
+		t.Fatalf("Eureka view of cairn dev: %+v %v", apps, err)
+	}
 	p := startCairn(t, "server", "--in-memory")
 	var ans instancesAnswer
 	call("GET", p.URL+"/v1/instances", nil, &ans)
