@@ -152,7 +152,7 @@ func serve(ctx context.Context, name string, args []string, stdout, stderr io.Wr
 	checker := health.New(reg, logger)
 	pr := api.NewMetricsRegistry()
 	registerHealthMetrics(pr, checker)
-	eu := eureka.New(eureka.Options{Registry: reg, Namespace: c.eurekaNamespace, DeltaWindow: c.eurekaDeltaWindow, Logger: logger})
+	eu := eureka.New(eureka.Options{Registry: reg, Namespace: c.eurekaNamespace, DeltaWindow: c.eurekaDeltaWindow, Logger: logger, Metrics: pr})
 	handler := api.New(api.Options{Registry: reg, Logger: logger, Metrics: pr, Mount: eu.Mount})
 
 	ctx, cancel := context.WithCancel(ctx)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/internal/registry"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // The tests in this file drive the API over HTTP with hand-written
@@ -526,6 +527,16 @@ func TestAPIEncodesOncePerRevision(t *testing.T) {
 	if &g1[0] != &g2[0] {
 		t.Fatal("gzip encoded twice for one revision")
 	}
+	// Many readers of one revision: still one encoding per format.
+	before := euCounter(t, v, "apps", "xml")
+	for i := 0; i < 20; i++ {
+		if r := euDo(t, "GET", ts.URL+"/eureka/apps", nil, ""); r.code != 200 {
+			t.Fatal(r.code)
+		}
+	}
+	if n := euCounter(t, v, "apps", "xml") - before; n != 1 {
+		t.Fatalf("20 reads of one revision encoded XML %v times", n)
+	}
 }
 
 // TestAPINativeInstancesInEureka: instances from the native API, in any
@@ -712,4 +723,13 @@ func TestAPILeaseExpiry(t *testing.T) {
 		t.Fatalf("renewal after eviction: %d, want 404 so the client registers again", r.code)
 	}
 	euAgree(t, ts)
+}
+
+func euCounter(t *testing.T, v *view, doc, format string) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := v.encodes.WithLabelValues(doc, format).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

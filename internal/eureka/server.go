@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/internal/registry"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configures the Eureka API.
@@ -36,6 +37,8 @@ type Options struct {
 	// retentionTimeInMSInDeltaQueue, default 3m).
 	DeltaWindow time.Duration
 	Logger      *slog.Logger
+	// Metrics, when set, gets the Eureka view's metrics.
+	Metrics prometheus.Registerer
 }
 
 // Server is the Eureka API. Mount its routes on Cairn's HTTP mux and run it.
@@ -60,8 +63,40 @@ func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Server{reg: o.Registry, ns: o.Namespace, log: o.Logger.With("component", "eureka"),
+	s := &Server{reg: o.Registry, ns: o.Namespace, log: o.Logger.With("component", "eureka"),
 		view: newView(o.Registry, o.Namespace, o.DeltaWindow)}
+	if o.Metrics != nil {
+		o.Metrics.MustRegister(s.view.encodes, viewCollector{s.view})
+	}
+	return s
+}
+
+// viewCollector reports the view's state at scrape time.
+type viewCollector struct{ v *view }
+
+var (
+	descRebuilds = prometheus.NewDesc("cairn_eureka_view_rebuilds_total",
+		"Times the Eureka view reloaded the registry from a snapshot (at start, or after falling behind the change feed).", nil, nil)
+	descRecent = prometheus.NewDesc("cairn_eureka_delta_instances",
+		"Instances with a change in the /apps/delta window.", nil, nil)
+	descApps = prometheus.NewDesc("cairn_eureka_apps",
+		"Applications shown to Eureka clients.", nil, nil)
+)
+
+func (c viewCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descRebuilds
+	ch <- descRecent
+	ch <- descApps
+}
+
+func (c viewCollector) Collect(ch chan<- prometheus.Metric) {
+	v := c.v
+	v.mu.Lock()
+	rebuilds, recent, apps := v.rebuilds, len(v.latest), len(v.apps)
+	v.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(descRebuilds, prometheus.CounterValue, float64(rebuilds))
+	ch <- prometheus.MustNewConstMetric(descRecent, prometheus.GaugeValue, float64(recent))
+	ch <- prometheus.MustNewConstMetric(descApps, prometheus.GaugeValue, float64(apps))
 }
 
 // Run keeps the view following the registry until ctx ends.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/internal/registry"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // view is the registry as Eureka clients see it: applications of rendered
@@ -44,6 +45,7 @@ type view struct {
 	deltaDoc docCache
 
 	rebuilds int64
+	encodes  *prometheus.CounterVec // by document and format
 }
 
 type app struct {
@@ -67,6 +69,13 @@ const (
 	formatXML
 )
 
+func (f format) String() string {
+	if f == formatJSON {
+		return "json"
+	}
+	return "xml"
+}
+
 // docCache holds one document's encodings for one revision.
 type docCache struct {
 	rev   int64
@@ -80,7 +89,11 @@ func (c *docCache) reset(rev int64) {
 }
 
 func newView(reg *registry.Registry, ns string, window time.Duration) *view {
-	v := &view{reg: reg, ns: ns, window: window, now: time.Now}
+	v := &view{reg: reg, ns: ns, window: window, now: time.Now,
+		encodes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_eureka_documents_encoded_total",
+			Help: "Eureka /apps and /apps/delta documents encoded: at most one per registry revision and format, however many clients ask.",
+		}, []string{"document", "format"})}
 	v.mu.Lock()
 	v.rebuildLocked()
 	v.mu.Unlock()
@@ -421,6 +434,7 @@ func (v *view) full(f format, gz bool) []byte {
 			groups[i] = group{name: n, insts: v.apps[n].sorted()}
 		}
 		v.fullDoc.plain[f] = encodeApps(f, v.rev, v.hashLocked(), groups)
+		v.encodes.WithLabelValues("apps", f.String()).Inc()
 	}
 	return v.fullDoc.gzipped(f, gz)
 }
@@ -456,6 +470,7 @@ func (v *view) delta(f format, gz bool) []byte {
 			groups[i] = *byApp[n]
 		}
 		v.deltaDoc.plain[f] = encodeApps(f, v.rev, v.hashLocked(), groups)
+		v.encodes.WithLabelValues("delta", f.String()).Inc()
 	}
 	return v.deltaDoc.gzipped(f, gz)
 }
