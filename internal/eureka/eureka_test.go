@@ -299,8 +299,13 @@ func TestAPIRenewCancelAndLastDirty(t *testing.T) {
 	if ts.Reg.Revision() != rev {
 		t.Fatal("renewals must not spend revisions")
 	}
-	if r := euDo(t, "PUT", ts.URL+"/eureka/apps/WEB/nope", nil, ""); r.code != 404 {
-		t.Fatalf("renew unknown: %d", r.code)
+	// 404s carry no body (Spring's client decodes a heartbeat's body as an
+	// instance and would fail instead of registering again).
+	for _, u := range []string{"PUT /eureka/apps/WEB/nope", "GET /eureka/apps/WEB/nope", "GET /eureka/apps/NOPE", "GET /eureka/instances/nope"} {
+		m, p, _ := strings.Cut(u, " ")
+		if r := euDo(t, m, ts.URL+p, map[string]string{"Accept": "application/json"}, ""); r.code != 404 || len(r.body) != 0 || r.header.Get("X-Cairn-Error") == "" {
+			t.Fatalf("%s: %d %q %v", u, r.code, r.body, r.header)
+		}
 	}
 	if r := euDo(t, "PUT", ts.URL+"/eureka/apps/NO_SUCH_APP!/w-1", nil, ""); r.code != 404 {
 		t.Fatalf("renew in an unmappable app: %d", r.code)

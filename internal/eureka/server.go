@@ -431,7 +431,11 @@ type errorBody struct {
 }
 
 // writeError answers with the status code Eureka's server gives and a JSON
-// body naming the field, like the rest of Cairn's API.
+// body naming the field, like the rest of Cairn's API. A 404 has no body,
+// as from Netflix's server: Spring Cloud's client decodes any body of a
+// heartbeat's answer as an instance, and one it cannot decode turns the 404
+// (register again) into an error (retry later). The reason goes in the
+// X-Cairn-Error header instead.
 func writeError(w http.ResponseWriter, err error) {
 	var he *httpError
 	var fe *registry.FieldError
@@ -452,11 +456,16 @@ func writeError(w http.ResponseWriter, err error) {
 	default:
 		slog.Error("eureka request failed", "err", err)
 	}
+	if code == http.StatusNotFound {
+		w.Header().Set("X-Cairn-Error", body.Error)
+		w.WriteHeader(code)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(body)
 }
 
 func writeNotFound(w http.ResponseWriter, r *http.Request) {
-	writeError(w, &httpError{code: http.StatusNotFound, field: "", msg: "not found: " + r.URL.Path})
+	writeError(w, &httpError{code: http.StatusNotFound, msg: "not found: " + r.URL.Path})
 }
