@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Benchmarks of Cairn's registry core next to etcd (see README.md).
 #
-#   bench/run.sh          full run: 10k and 100k instances (a few minutes)
-#   bench/run.sh --quick  smoke run: 2k instances, small counts (seconds)
+#   bench/run.sh                   full run: 10k and 100k instances (a few minutes)
+#   bench/run.sh --quick           smoke run: 2k instances, small counts (seconds)
+#   bench/run.sh --eureka          the Eureka API: 10k instances, next to nginx and etcd (about 4 minutes)
+#   bench/run.sh --eureka --quick  its smoke run: 2k instances (under a minute)
 #
-# Installs etcd-server if /usr/bin/etcd is missing, builds cairn and the load
-# generator, then for each size starts a fresh Cairn server and a fresh
-# single-member etcd side by side on 127.0.0.1 (data dirs under a temp dir),
-# measures both, stops both, and prints the summary tables. Raw JSON results,
-# the summary, the progress log and the server logs are kept in
-# bench/out/<timestamp>/.
+# Installs etcd-server if /usr/bin/etcd is missing (and nginx for --eureka),
+# builds cairn and the load generator, then for each size starts a fresh
+# Cairn server and a fresh single-member etcd side by side on 127.0.0.1
+# (data dirs under a temp dir), measures both, stops both, and prints the
+# summary tables (--eureka: one Cairn, etcd and nginx; see eureka.sh). Raw
+# JSON results, the summary, the progress log and the server logs are kept
+# in bench/out/<timestamp>/.
 # CAIRN_BIN=/path/to/cairn uses that binary instead of building one.
 # Not part of CI.
 set -euo pipefail
@@ -19,12 +22,15 @@ root=$(dirname "$here")
 
 cmdline="bench/run.sh${*:+ $*}"
 mode=full
-case "${1:-}" in
-  "") ;;
-  --quick) mode=quick ;;
-  -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
-esac
+suite=core
+for arg in "$@"; do
+  case "$arg" in
+    --quick) mode=quick ;;
+    --eureka) suite=eureka ;;
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: $0 [--eureka] [--quick]" >&2; exit 2 ;;
+  esac
+done
 
 if [ "$mode" = quick ]; then
   sizes=(2000); concurrency=32; renew_for=2s; prop_n=100; bg_rate=1000; settle=1s; churn=5000
@@ -34,17 +40,23 @@ fi
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-# --- etcd -------------------------------------------------------------------
+# --- etcd (and nginx) --------------------------------------------------------
 etcd_bin=/usr/bin/etcd
-if [ ! -x "$etcd_bin" ]; then
-  log "installing etcd-server"
+nginx_bin=/usr/sbin/nginx
+missing=()
+[ -x "$etcd_bin" ] || missing+=(etcd-server)
+[ "$suite" != eureka ] || [ -x "$nginx_bin" ] || missing+=(nginx)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
   if [ "$(id -u)" != 0 ]; then
-    echo "run.sh: $etcd_bin is missing and we are not root: apt-get install etcd-server" >&2
+    echo "run.sh: ${missing[*]} missing and we are not root: apt-get install ${missing[*]}" >&2
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends etcd-server >/dev/null
+  # Debian's nginx package would start a system nginx on port 80 where
+  # services may start; this script runs its own on a free port only.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # --- build ------------------------------------------------------------------
@@ -89,11 +101,11 @@ stop() {
   wait "$pid" 2>/dev/null || true
 }
 
-# start_cairn SIZE: sets cairn_pid and cairn_url.
+# start_cairn SIZE [FLAG...]: sets cairn_pid and cairn_url.
 start_cairn() {
   local port
   port=$("$bench" freeport)
-  "$work/cairn" server --http-addr "127.0.0.1:$port" --data-dir "$work/cairn-data-$1" \
+  "$work/cairn" server --http-addr "127.0.0.1:$port" --data-dir "$work/cairn-data-$1" "${@:2}" \
     >"$work/cairn-$1.out.log" 2>"$work/cairn-$1.log" &
   cairn_pid=$!
   pids+=("$cairn_pid")
@@ -120,6 +132,12 @@ start_etcd() {
 
 busy_before=$("$bench" busy -for 3s)
 log "machine busy before the run: $busy_before cores (anything above ~0.1 is someone else's load and skews the figures)"
+
+if [ "$suite" = eureka ]; then
+  # shellcheck source=eureka.sh
+  . "$here/eureka.sh"
+  exit 0
+fi
 
 common=(-c "$concurrency" -prop-n "$prop_n" -bg-rate "$bg_rate" -settle "$settle")
 for n in "${sizes[@]}"; do

@@ -4,6 +4,9 @@
 //	cairnbench cairn  -url http://127.0.0.1:P -pid PID -n 10000 -out cairn-10000.json
 //	cairnbench etcd   -endpoint http://127.0.0.1:P -pid PID -n 10000 -out etcd-10000.json
 //	cairnbench report FILE.json...
+//	cairnbench eureka -url URL -pid PID -nginx-url URL -nginx-root DIR -etcd URL -etcd-pid PID -out eureka.json
+//	cairnbench eureka-report eureka.json
+//	cairnbench get -url URL [-accept A] [-gzip] -c 4 -for 5s   closed-loop GETs of one URL
 //	cairnbench freeport        print a free TCP port on 127.0.0.1
 //	cairnbench wait -url URL   wait until URL answers 200
 //	cairnbench busy -for 2s    print the cores the machine keeps busy (is it quiet?)
@@ -61,7 +64,7 @@ func main() {
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
 	log.SetPrefix("cairnbench: ")
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: cairnbench cairn|etcd|report|freeport|wait|busy [flags]")
+		fmt.Fprintln(os.Stderr, "usage: cairnbench cairn|etcd|report|eureka|eureka-report|get|freeport|wait|busy [flags]")
 		os.Exit(2)
 	}
 	// Bounded in time whatever the flags say: nothing here should run for an hour.
@@ -78,6 +81,12 @@ func main() {
 		err = runEtcd(ctx, args)
 	case "report":
 		err = runReport(args)
+	case "eureka":
+		err = runEureka(ctx, args)
+	case "eureka-report":
+		err = runEurekaReport(args)
+	case "get":
+		err = runGet(ctx, args)
 	case "freeport":
 		err = freePort()
 	case "wait":

@@ -23,3 +23,16 @@ func runReport(files []string) error {
 	results.Report(os.Stdout, suites)
 	return nil
 }
+
+// runEurekaReport prints the summary tables of a Eureka benchmark result.
+func runEurekaReport(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("want one result file")
+	}
+	s, err := results.ReadEureka(args[0])
+	if err != nil {
+		return err
+	}
+	results.EurekaReport(os.Stdout, s)
+	return nil
+}

@@ -54,17 +54,32 @@ func (c *Client) Renew(ctx context.Context, path string) error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte, ok ...int) error {
+	req, err := c.request(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	return c.send(req, ok...)
+}
+
+// request builds a request with a JSON body (none if body is nil).
+func (c *Client) request(ctx context.Context, method, path string, body []byte) (*http.Request, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return req, nil
+}
+
+// send sends req and drains the answer, an error unless its status is one of ok.
+func (c *Client) send(req *http.Request, ok ...int) error {
+	method, path := req.Method, req.URL.RequestURI()
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return err

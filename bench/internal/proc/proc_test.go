@@ -2,6 +2,7 @@ package proc
 
 import (
 	"os"
+	"slices"
 	"testing"
 )
 
@@ -37,5 +38,11 @@ func TestCPUMeter(t *testing.T) {
 	}
 	if machine < 0 || machine > 1024 {
 		t.Fatalf("machine cores = %v", machine)
+	}
+}
+
+func TestChildren(t *testing.T) {
+	if got := Children(os.Getppid()); !slices.Contains(got, os.Getpid()) {
+		t.Fatalf("Children(parent) = %v, lacks %d", got, os.Getpid())
 	}
 }
