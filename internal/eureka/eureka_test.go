@@ -499,40 +499,71 @@ func TestAPIDeltaAndHashcode(t *testing.T) {
 	euAgree(t, ts)
 }
 
-// TestAPIEncodesOncePerRevision: /apps is encoded once per revision and
-// format, and a registration is in the very next answer.
+// TestAPIEncodesOncePerRevision: /apps is composed once per revision and
+// format, a change re-encodes only its application, gzip answers are one
+// ordinary gzip stream, and a registration is in the very next answer.
 func TestAPIEncodesOncePerRevision(t *testing.T) {
 	ts := startTestServer(t, testOptions{})
 	v := ts.Eureka.view
-	euRegister(t, ts, "C", "c-1", "10.0.0.1", 80)
-	first := v.full(formatJSON, false)
-	again := v.full(formatJSON, false)
-	if &first[0] != &again[0] {
-		t.Fatal("the same revision was encoded twice")
+	for i := 0; i < 5; i++ {
+		euRegister(t, ts, fmt.Sprintf("APP%d", i), "i-1", "10.0.0.1", 80)
 	}
-	euRegister(t, ts, "C", "c-2", "10.0.0.2", 80) // no wait: the next read must see it
-	next := v.full(formatJSON, false)
-	if &next[0] == &first[0] || !bytes.Contains(next, []byte(`"c-2"`)) {
+	composed := func() float64 { return euCounter(t, v, "apps", "json") }
+	appEncs := func() float64 {
+		var m dto.Metric
+		if err := v.appEncs.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	first := v.full(formatJSON, false).bytes()
+	c0, a0 := composed(), appEncs()
+	for i := 0; i < 3; i++ {
+		if again := v.full(formatJSON, false).bytes(); !bytes.Equal(again, first) {
+			t.Fatal("one revision, two answers")
+		}
+	}
+	if composed() != c0 || appEncs() != a0 {
+		t.Fatal("the same revision was encoded again")
+	}
+	euRegister(t, ts, "APP3", "i-2", "10.0.0.2", 80) // no wait: the next read must see it
+	next := v.full(formatJSON, false).bytes()
+	if !bytes.Contains(next, []byte(`"i-2"`)) {
 		t.Fatal("a registration was not in the next /apps")
 	}
-	// gzip: the same document, compressed once.
-	r := euDo(t, "GET", ts.URL+"/eureka/apps", map[string]string{"Accept": "application/json", "Accept-Encoding": "gzip"}, "")
-	if r.header.Get("Content-Encoding") != "gzip" {
-		t.Fatalf("no gzip: %v", r.header)
+	if composed() != c0+1 || appEncs() != a0+1 {
+		t.Fatalf("one change: %v compositions and %v app encodings, want 1 and 1", composed()-c0, appEncs()-a0)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(r.body))
-	if err != nil {
-		t.Fatal(err)
+	var parsed euApps
+	if err := json.Unmarshal(next, &parsed); err != nil || parsed.count() != 6 || parsed.Applications.Hash != "UP_6_" {
+		t.Fatalf("composed document: %v %+v", err, parsed)
 	}
-	plain, _ := io.ReadAll(zr)
-	if !bytes.Equal(plain, next) {
-		t.Fatal("gzip body differs from the plain one")
+	// gzip: the same document, one standard stream, made once per revision.
+	for _, f := range []string{"application/json", "application/xml"} {
+		r := euDo(t, "GET", ts.URL+"/eureka/apps", map[string]string{"Accept": f, "Accept-Encoding": "gzip"}, "")
+		p := euDo(t, "GET", ts.URL+"/eureka/apps", map[string]string{"Accept": f}, "")
+		if r.header.Get("Content-Encoding") != "gzip" || r.header.Get("Content-Length") != fmt.Sprint(len(r.body)) {
+			t.Fatalf("gzip headers: %v", r.header)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(r.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr.Multistream(false) // one member: decoders that stop after the first see it all
+		plain, err := io.ReadAll(zr)
+		if err != nil || !bytes.Equal(plain, p.body) {
+			t.Fatalf("%s: gzip body differs from the plain one (%v)", f, err)
+		}
+		if len(r.body) >= len(p.body)*2/3 { // tiny apps compress alone: a weak ratio here
+			t.Fatalf("%s: gzip %d bytes for %d plain", f, len(r.body), len(p.body))
+		}
 	}
 	g1, g2 := v.full(formatJSON, true), v.full(formatJSON, true)
-	if &g1[0] != &g2[0] {
-		t.Fatal("gzip encoded twice for one revision")
+	if &g1.bufs[0][0] != &g2.bufs[0][0] {
+		t.Fatal("gzip made twice for one revision")
 	}
-	// Many readers of one revision: still one encoding per format.
+	// Many readers of one revision: still one composition per format.
+	euRegister(t, ts, "APP4", "i-2", "10.0.0.2", 80)
 	before := euCounter(t, v, "apps", "xml")
 	for i := 0; i < 20; i++ {
 		if r := euDo(t, "GET", ts.URL+"/eureka/apps", nil, ""); r.code != 200 {
@@ -540,7 +571,16 @@ func TestAPIEncodesOncePerRevision(t *testing.T) {
 		}
 	}
 	if n := euCounter(t, v, "apps", "xml") - before; n != 1 {
-		t.Fatalf("20 reads of one revision encoded XML %v times", n)
+		t.Fatalf("20 reads of one revision composed XML %v times", n)
+	}
+	// Small documents gzip too.
+	r := euDo(t, "GET", ts.URL+"/eureka/apps/APP3", map[string]string{"Accept": "application/json", "Accept-Encoding": "gzip"}, "")
+	zr, err := gzip.NewReader(bytes.NewReader(r.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, _ := io.ReadAll(zr); !bytes.HasPrefix(plain, []byte(`{"application":{"name":"APP3"`)) {
+		t.Fatalf("gzip app: %s", plain)
 	}
 }
 

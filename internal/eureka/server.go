@@ -329,7 +329,7 @@ func acceptsGzip(h string) bool {
 	return false
 }
 
-func writeDoc(w http.ResponseWriter, f format, gz bool, body []byte) {
+func writeDoc(w http.ResponseWriter, f format, gz bool, body parts) {
 	h := w.Header()
 	if f == formatJSON {
 		h.Set("Content-Type", "application/json")
@@ -340,9 +340,13 @@ func writeDoc(w http.ResponseWriter, f format, gz bool, body []byte) {
 	if gz {
 		h.Set("Content-Encoding", "gzip")
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Content-Length", strconv.Itoa(body.size))
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+	for _, b := range body.bufs {
+		if _, err := w.Write(b); err != nil {
+			return // the client went away
+		}
+	}
 }
 
 func (s *Server) getApps(w http.ResponseWriter, r *http.Request) {
@@ -357,32 +361,17 @@ func (s *Server) getDelta(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 	f, gz := negotiate(r)
-	body, ok := s.view.app(strings.ToUpper(r.PathValue("app")), f)
-	if !ok {
-		writeNotFound(w, r)
-		return
-	}
-	writeDoc(w, f, gz, maybeGzip(body, gz))
+	s.answer(w, r, f, gz)(s.view.app(strings.ToUpper(r.PathValue("app")), f, gz))
 }
 
 func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
 	f, gz := negotiate(r)
-	body, ok := s.view.instance(strings.ToUpper(r.PathValue("app")), r.PathValue("id"), f)
-	if !ok {
-		writeNotFound(w, r)
-		return
-	}
-	writeDoc(w, f, gz, maybeGzip(body, gz))
+	s.answer(w, r, f, gz)(s.view.instance(strings.ToUpper(r.PathValue("app")), r.PathValue("id"), f, gz))
 }
 
 func (s *Server) getInstanceByID(w http.ResponseWriter, r *http.Request) {
 	f, gz := negotiate(r)
-	body, ok := s.view.instanceByID(r.PathValue("id"), f)
-	if !ok {
-		writeNotFound(w, r)
-		return
-	}
-	writeDoc(w, f, gz, maybeGzip(body, gz))
+	s.answer(w, r, f, gz)(s.view.instanceByID(r.PathValue("id"), f, gz))
 }
 
 func (s *Server) getVIP(w http.ResponseWriter, r *http.Request) {
@@ -394,19 +383,18 @@ func (s *Server) getSVIP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) vips(w http.ResponseWriter, r *http.Request, addr string, secure bool) {
 	f, gz := negotiate(r)
-	body, ok := s.view.vip(addr, secure, f)
-	if !ok {
-		writeNotFound(w, r)
-		return
-	}
-	writeDoc(w, f, gz, maybeGzip(body, gz))
+	s.answer(w, r, f, gz)(s.view.vip(addr, secure, f, gz))
 }
 
-func maybeGzip(b []byte, gz bool) []byte {
-	if gz {
-		return gzipBytes(b)
+// answer writes a document, or a 404 when there is none.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, f format, gz bool) func(parts, bool) {
+	return func(body parts, ok bool) {
+		if !ok {
+			writeNotFound(w, r)
+			return
+		}
+		writeDoc(w, f, gz, body)
 	}
-	return b
 }
 
 // ---- errors ----

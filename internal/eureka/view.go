@@ -1,8 +1,6 @@
 package eureka
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"slices"
@@ -36,29 +34,59 @@ type view struct {
 	// instance's latest change is live: older ones are cleared (e == nil)
 	// when it changes again, so the window holds at most one entry per
 	// instance however busy the registry is, and is compacted lazily.
-	recent []change
+	recent []*change
 	latest map[registry.InstanceKey]int // key -> index in recent of its live change
 	dead   int
+	seq    int64
 	byID   map[string]map[registry.ServiceKey]*einst
 
-	fullDoc  docCache
-	deltaDoc docCache
+	fullDocs  [2]docState // by format
+	deltaDocs [2]docState
+	deltaApps map[string]*deltaApp // each app's delta encodings, while valid
+	defl      deflater
 
 	rebuilds int64
-	encodes  *prometheus.CounterVec // by document and format
+	encodes  *prometheus.CounterVec // documents composed, by document and format
+	appEncs  prometheus.Counter     // application encodings
 }
 
 type app struct {
 	name  string
 	insts map[string]*einst // by instance id
 	ids   []string          // sorted; nil when the set changed
+	enc   [2]*encoded       // by format; nil when the app changed
+}
+
+// encoded is one application's encoding, and its DEFLATE segment once a
+// gzip answer needed it.
+type encoded struct {
+	plain []byte
+	seg   []byte
 }
 
 type change struct {
+	seq    int64
 	at     time.Time
 	action registry.EventType
 	key    registry.InstanceKey
 	e      *einst
+	frag   [2][]byte // the instance with this change's actionType, by format
+}
+
+// deltaApp holds one application's part of the delta; sig tells whether
+// the app's live changes are still the ones it was made from.
+type deltaApp struct {
+	sig [3]int64 // count, first and last seq of the app's live changes
+	enc [2]*encoded
+}
+
+// docState is one document for one revision and format.
+type docState struct {
+	rev   int64
+	valid bool
+	doc   composed
+	plain *parts
+	gz    *parts
 }
 
 // Formats of an encoded document.
@@ -76,24 +104,16 @@ func (f format) String() string {
 	return "xml"
 }
 
-// docCache holds one document's encodings for one revision.
-type docCache struct {
-	rev   int64
-	valid bool
-	plain [2][]byte // by format
-	gz    [2][]byte
-}
-
-func (c *docCache) reset(rev int64) {
-	*c = docCache{rev: rev, valid: true}
-}
-
 func newView(reg *registry.Registry, ns string, window time.Duration) *view {
 	v := &view{reg: reg, ns: ns, window: window, now: time.Now,
 		encodes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_eureka_documents_encoded_total",
-			Help: "Eureka /apps and /apps/delta documents encoded: at most one per registry revision and format, however many clients ask.",
-		}, []string{"document", "format"})}
+			Help: "Eureka /apps and /apps/delta documents composed: at most one per registry revision and format, however many clients ask.",
+		}, []string{"document", "format"}),
+		appEncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_eureka_app_encodings_total",
+			Help: "Applications encoded for Eureka documents: once per change of an application and format.",
+		})}
 	v.mu.Lock()
 	v.rebuildLocked()
 	v.mu.Unlock()
@@ -132,7 +152,7 @@ func (v *view) rebuildLocked() {
 	v.counts = map[registry.Status]int{}
 	v.byID = map[string]map[registry.ServiceKey]*einst{}
 	v.recent, v.latest, v.dead = nil, map[registry.InstanceKey]int{}, 0
-	v.fullDoc.valid, v.deltaDoc.valid = false, false
+	v.fullDocs, v.deltaDocs, v.deltaApps = [2]docState{}, [2]docState{}, map[string]*deltaApp{}
 	for _, in := range snap.Instances {
 		v.putLocked(v.render(in))
 	}
@@ -168,7 +188,8 @@ func (v *view) syncLocked() {
 			e = v.render(ev.Instance)
 			v.putLocked(e)
 		}
-		v.noteLocked(change{at: now, action: ev.Type, key: k, e: e})
+		v.seq++
+		v.noteLocked(&change{seq: v.seq, at: now, action: ev.Type, key: k, e: e})
 	}
 	if head > v.rev {
 		v.rev = head
@@ -177,7 +198,7 @@ func (v *view) syncLocked() {
 }
 
 // noteLocked records a change, clearing the instance's previous one.
-func (v *view) noteLocked(c change) {
+func (v *view) noteLocked(c *change) {
 	if i, ok := v.latest[c.key]; ok {
 		v.recent[i].e = nil
 		v.dead++
@@ -198,7 +219,7 @@ func (v *view) pruneLocked(now time.Time) {
 	}
 	if i > 0 {
 		v.compactLocked(i)
-		v.deltaDoc.valid = false
+		v.deltaDocs[formatJSON].valid, v.deltaDocs[formatXML].valid = false, false
 	}
 }
 
@@ -236,7 +257,7 @@ func (v *view) putLocked(e *einst) {
 		v.names = nil
 	}
 	a.insts[e.in.ID] = e
-	a.ids = nil
+	a.ids, a.enc = nil, [2]*encoded{}
 	v.counts[e.status]++
 	sk := e.in.Key().ServiceKey()
 	m := v.byID[e.in.ID]
@@ -250,7 +271,7 @@ func (v *view) putLocked(e *einst) {
 func (v *view) removeLocked(e *einst) {
 	a := v.apps[e.app]
 	delete(a.insts, e.in.ID)
-	a.ids = nil
+	a.ids, a.enc = nil, [2]*encoded{}
 	if len(a.insts) == 0 {
 		delete(v.apps, e.app)
 		v.names = nil
@@ -314,6 +335,60 @@ func (a *app) sorted() []*einst {
 	return out
 }
 
+// group is one application of a document.
+type group struct {
+	name  string
+	insts []*einst
+	// changes, when set, gives the instances with their delta actionTypes.
+	changes []*change
+}
+
+func (g *group) appendJSON(b []byte) []byte {
+	b = append(b, `{"name":`...)
+	b = appendJSONString(b, g.name)
+	b = append(b, `,"instance":[`...)
+	for i, e := range g.insts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, e.fragment(formatJSON)...)
+	}
+	for i, c := range g.changes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, c.fragment(formatJSON)...)
+	}
+	return append(b, "]}"...)
+}
+
+func (g *group) appendXML(b []byte) []byte {
+	b = append(b, "<application>"...)
+	b = appendXMLElem(b, "name", g.name)
+	for _, e := range g.insts {
+		b = append(b, e.fragment(formatXML)...)
+	}
+	for _, c := range g.changes {
+		b = append(b, c.fragment(formatXML)...)
+	}
+	return append(b, "</application>"...)
+}
+
+func (g *group) encode(f format) []byte {
+	n := 64
+	for _, e := range g.insts {
+		n += len(e.fragment(f)) + 1
+	}
+	for _, c := range g.changes {
+		n += len(c.fragment(f)) + 1
+	}
+	b := make([]byte, 0, n)
+	if f == formatJSON {
+		return g.appendJSON(b)
+	}
+	return g.appendXML(b)
+}
+
 // fragment returns the instance's encoding with actionType ADDED, making
 // it on first use.
 func (e *einst) fragment(f format) []byte {
@@ -329,198 +404,209 @@ func (e *einst) fragment(f format) []byte {
 	return e.xml
 }
 
-// group is one application of a document.
-type group struct {
-	name  string
-	insts []*einst
-	// actions, when set, gives each instance's actionType (delta).
-	actions []registry.EventType
+// fragment returns the changed instance with the change's actionType.
+func (c *change) fragment(f format) []byte {
+	if c.action == registry.EventAdded {
+		return c.e.fragment(f)
+	}
+	if c.frag[f] == nil {
+		if f == formatJSON {
+			c.frag[f] = c.e.appendJSON(nil, c.action)
+		} else {
+			c.frag[f] = c.e.appendXML(nil, c.action)
+		}
+	}
+	return c.frag[f]
 }
 
-// encodeApps writes an <applications> document.
-func encodeApps(f format, rev int64, hash string, groups []group) []byte {
-	size := 128
-	for _, g := range groups {
-		size += 64 + 1400*len(g.insts)
-	}
-	b := make([]byte, 0, size)
+const xmlDecl = `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>` + "\n"
+
+// appsHeader and appsFooter wrap the applications of an <applications>
+// document.
+func appsHeader(f format, rev int64, hash string) []byte {
+	var b []byte
 	if f == formatJSON {
 		b = append(b, `{"applications":{"versions__delta":"`...)
 		b = strconv.AppendInt(b, rev, 10)
 		b = append(b, `","apps__hashcode":`...)
 		b = appendJSONString(b, hash)
-		b = append(b, `,"application":[`...)
-		for i, g := range groups {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = g.appendJSON(b)
-		}
-		return append(b, "]}}"...)
+		return append(b, `,"application":[`...)
 	}
-	b = append(b, `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>`+"\n<applications><versions__delta>"...)
+	b = append(b, xmlDecl+"<applications><versions__delta>"...)
 	b = strconv.AppendInt(b, rev, 10)
 	b = append(b, "</versions__delta>"...)
-	b = appendXMLElem(b, "apps__hashcode", hash)
-	for _, g := range groups {
-		b = g.appendXML(b)
-	}
-	return append(b, "</applications>"...)
+	return appendXMLElem(b, "apps__hashcode", hash)
 }
 
-func (g *group) appendJSON(b []byte) []byte {
-	b = append(b, `{"name":`...)
-	b = appendJSONString(b, g.name)
-	b = append(b, `,"instance":[`...)
-	for i, e := range g.insts {
-		if i > 0 {
-			b = append(b, ',')
+var (
+	appsFooter = [2][]byte{formatJSON: []byte("]}}"), formatXML: []byte("</applications>")}
+	comma      = []byte(",")
+)
+
+// composeApps makes an <applications> document of encoded applications.
+func composeApps(f format, rev int64, hash string, apps []*encoded) composed {
+	var c composed
+	c.add(appsHeader(f, rev, hash), nil)
+	for i, a := range apps {
+		if i > 0 && f == formatJSON {
+			c.add(comma, nil)
 		}
-		if g.actions != nil {
-			b = e.appendJSON(b, g.actions[i])
-		} else {
-			b = append(b, e.fragment(formatJSON)...)
+		c.add(a.plain, a)
+	}
+	c.add(appsFooter[f], nil)
+	return c
+}
+
+// appEncLocked returns the application's encoding, making it if the app
+// changed since the last one.
+func (v *view) appEncLocked(a *app, f format) *encoded {
+	if a.enc[f] == nil {
+		a.enc[f] = &encoded{plain: (&group{name: a.name, insts: a.sorted()}).encode(f)}
+		v.appEncs.Inc()
+	}
+	return a.enc[f]
+}
+
+// outputLocked returns the document's parts, plain or gzip, deriving and
+// keeping them on first use.
+func (v *view) outputLocked(d *docState, gz bool) parts {
+	if !gz {
+		if d.plain == nil {
+			p := d.doc.plainParts()
+			d.plain = &p
 		}
+		return *d.plain
 	}
-	return append(b, "]}"...)
+	if d.gz == nil {
+		p := d.doc.gzipParts(v.segLocked)
+		d.gz = &p
+	}
+	return *d.gz
 }
 
-func (g *group) appendXML(b []byte) []byte {
-	b = append(b, "<application>"...)
-	b = appendXMLElem(b, "name", g.name)
-	for i, e := range g.insts {
-		if g.actions != nil {
-			b = e.appendXML(b, g.actions[i])
-		} else {
-			b = append(b, e.fragment(formatXML)...)
-		}
+// segLocked returns e's DEFLATE segment, compressing it on first use.
+func (v *view) segLocked(e *encoded) []byte {
+	if e.seg == nil {
+		e.seg = v.defl.segment(e.plain)
 	}
-	return append(b, "</application>"...)
+	return e.seg
 }
 
-// encodeApp writes one <application> document.
-func encodeApp(f format, g group) []byte {
-	if f == formatJSON {
-		b := append([]byte(`{"application":`), g.appendJSON(nil)...)
-		return append(b, '}')
-	}
-	b := []byte(`<?xml version="1.0" encoding="UTF-8" standalone="yes"?>` + "\n")
-	return g.appendXML(b)
-}
-
-// encodeInstance writes one <instance> document.
-func encodeInstance(f format, e *einst) []byte {
-	if f == formatJSON {
-		b := append([]byte(`{"instance":`), e.fragment(formatJSON)...)
-		return append(b, '}')
-	}
-	b := []byte(`<?xml version="1.0" encoding="UTF-8" standalone="yes"?>` + "\n")
-	return append(b, e.fragment(formatXML)...)
-}
-
-// full returns the /apps document, encoding it if this revision has not
-// been encoded in this format yet.
-func (v *view) full(f format, gz bool) []byte {
+// full returns the /apps document. A new revision composes it from the
+// applications' encodings, re-encoding only the applications that changed.
+func (v *view) full(f format, gz bool) parts {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.syncLocked()
-	if !v.fullDoc.valid || v.fullDoc.rev != v.rev {
-		v.fullDoc.reset(v.rev)
-	}
-	if v.fullDoc.plain[f] == nil {
+	d := &v.fullDocs[f]
+	if !d.valid || d.rev != v.rev {
 		names := v.sortedNamesLocked()
-		groups := make([]group, len(names))
+		apps := make([]*encoded, len(names))
 		for i, n := range names {
-			groups[i] = group{name: n, insts: v.apps[n].sorted()}
+			apps[i] = v.appEncLocked(v.apps[n], f)
 		}
-		v.fullDoc.plain[f] = encodeApps(f, v.rev, v.hashLocked(), groups)
+		*d = docState{rev: v.rev, valid: true, doc: composeApps(f, v.rev, v.hashLocked(), apps)}
 		v.encodes.WithLabelValues("apps", f.String()).Inc()
 	}
-	return v.fullDoc.gzipped(f, gz)
+	return v.outputLocked(d, gz)
 }
 
-// delta returns the /apps/delta document: the last change of every
+// delta returns the /apps/delta document: the latest change of every
 // instance changed within the window, with the full registry's hash.
-func (v *view) delta(f format, gz bool) []byte {
+// Each application's part is kept until its changes in the window change.
+func (v *view) delta(f format, gz bool) parts {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.syncLocked()
-	if !v.deltaDoc.valid || v.deltaDoc.rev != v.rev {
-		v.deltaDoc.reset(v.rev)
-	}
-	if v.deltaDoc.plain[f] == nil {
-		byApp := map[string]*group{}
+	d := &v.deltaDocs[f]
+	if !d.valid || d.rev != v.rev {
+		byApp := map[string][]*change{}
 		var names []string
 		for _, c := range v.recent {
 			if c.e == nil {
 				continue // superseded by a later change of the same instance
 			}
-			g := byApp[c.e.app]
-			if g == nil {
-				g = &group{name: c.e.app, actions: []registry.EventType{}}
-				byApp[c.e.app] = g
+			if _, ok := byApp[c.e.app]; !ok {
 				names = append(names, c.e.app)
 			}
-			g.insts = append(g.insts, c.e)
-			g.actions = append(g.actions, c.action)
+			byApp[c.e.app] = append(byApp[c.e.app], c)
 		}
 		slices.Sort(names)
-		groups := make([]group, len(names))
+		apps := make([]*encoded, len(names))
 		for i, n := range names {
-			groups[i] = *byApp[n]
+			cs := byApp[n]
+			sig := [3]int64{int64(len(cs)), cs[0].seq, cs[len(cs)-1].seq}
+			da := v.deltaApps[n]
+			if da == nil || da.sig != sig {
+				da = &deltaApp{sig: sig}
+				v.deltaApps[n] = da
+			}
+			if da.enc[f] == nil {
+				da.enc[f] = &encoded{plain: (&group{name: n, changes: cs}).encode(f)}
+				v.appEncs.Inc()
+			}
+			apps[i] = da.enc[f]
 		}
-		v.deltaDoc.plain[f] = encodeApps(f, v.rev, v.hashLocked(), groups)
+		for n := range v.deltaApps {
+			if _, ok := byApp[n]; !ok {
+				delete(v.deltaApps, n)
+			}
+		}
+		*d = docState{rev: v.rev, valid: true, doc: composeApps(f, v.rev, v.hashLocked(), apps)}
 		v.encodes.WithLabelValues("delta", f.String()).Inc()
 	}
-	return v.deltaDoc.gzipped(f, gz)
+	return v.outputLocked(d, gz)
 }
 
-func (c *docCache) gzipped(f format, gz bool) []byte {
-	if !gz {
-		return c.plain[f]
-	}
-	if c.gz[f] == nil {
-		c.gz[f] = gzipBytes(c.plain[f])
-	}
-	return c.gz[f]
-}
-
-func gzipBytes(b []byte) []byte {
-	var buf bytes.Buffer
-	buf.Grow(len(b) / 6)
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	_, _ = zw.Write(b)
-	_ = zw.Close()
-	return buf.Bytes()
+// oneLocked makes a small document (one application or instance) between
+// a prefix and a suffix.
+func (v *view) oneLocked(body []byte, prefix, suffix string, gz bool) parts {
+	var c composed
+	c.add([]byte(prefix), nil)
+	c.add(body, &encoded{plain: body})
+	c.add([]byte(suffix), nil)
+	d := docState{doc: c}
+	return v.outputLocked(&d, gz)
 }
 
 // app returns one application's document, or false if it has no instances.
-func (v *view) app(name string, f format) ([]byte, bool) {
+func (v *view) app(name string, f format, gz bool) (parts, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.syncLocked()
 	a := v.apps[name]
 	if a == nil {
-		return nil, false
+		return parts{}, false
 	}
-	return encodeApp(f, group{name: a.name, insts: a.sorted()}), true
+	body := v.appEncLocked(a, f).plain
+	if f == formatJSON {
+		return v.oneLocked(body, `{"application":`, "}", gz), true
+	}
+	return v.oneLocked(body, xmlDecl, "", gz), true
+}
+
+func (v *view) instanceDocLocked(e *einst, f format, gz bool) parts {
+	if f == formatJSON {
+		return v.oneLocked(e.fragment(f), `{"instance":`, "}", gz)
+	}
+	return v.oneLocked(e.fragment(f), xmlDecl, "", gz)
 }
 
 // instance returns one instance's document.
-func (v *view) instance(appName, id string, f format) ([]byte, bool) {
+func (v *view) instance(appName, id string, f format, gz bool) (parts, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.syncLocked()
 	a := v.apps[appName]
 	if a == nil || a.insts[id] == nil {
-		return nil, false
+		return parts{}, false
 	}
-	return encodeInstance(f, a.insts[id]), true
+	return v.instanceDocLocked(a.insts[id], f, gz), true
 }
 
 // instanceByID finds an instance by id alone (/instances/{id}); with the
 // same id in several services the first by app name wins.
-func (v *view) instanceByID(id string, f format) ([]byte, bool) {
+func (v *view) instanceByID(id string, f format, gz bool) (parts, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.syncLocked()
@@ -531,22 +617,22 @@ func (v *view) instanceByID(id string, f format) ([]byte, bool) {
 		}
 	}
 	if best == nil {
-		return nil, false
+		return parts{}, false
 	}
-	return encodeInstance(f, best), true
+	return v.instanceDocLocked(best, f, gz), true
 }
 
 // vip returns the applications whose instances have the given (secure)
 // vipAddress, or false if none has. A vipAddress may list several
 // addresses separated by commas, as in Eureka.
-func (v *view) vip(addr string, secure bool, f format) ([]byte, bool) {
+func (v *view) vip(addr string, secure bool, f format, gz bool) (parts, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.syncLocked()
 	counts := map[registry.Status]int{}
-	var groups []group
+	var apps []*encoded
 	for _, n := range v.sortedNamesLocked() {
-		var g group
+		g := group{name: n}
 		for _, e := range v.apps[n].sorted() {
 			list := e.vip
 			if secure {
@@ -558,14 +644,14 @@ func (v *view) vip(addr string, secure bool, f format) ([]byte, bool) {
 			}
 		}
 		if len(g.insts) > 0 {
-			g.name = n
-			groups = append(groups, g)
+			apps = append(apps, &encoded{plain: g.encode(f)})
 		}
 	}
-	if len(groups) == 0 {
-		return nil, false
+	if len(apps) == 0 {
+		return parts{}, false
 	}
-	return encodeApps(f, v.rev, hashOf(counts), groups), true
+	d := docState{doc: composeApps(f, v.rev, hashOf(counts), apps)}
+	return v.outputLocked(&d, gz), true
 }
 
 func hasVIP(list, addr string) bool {

@@ -20,8 +20,9 @@ func newTestRegistry(t *testing.T, cfg registry.Config) *registry.Registry {
 	return reg
 }
 
-func viewDoc(t *testing.T, b []byte) euApps {
+func viewDoc(t *testing.T, p parts) euApps {
 	t.Helper()
+	b := p.bytes()
 	var a euApps
 	if err := json.Unmarshal(b, &a); err != nil {
 		t.Fatalf("%v\n%s", err, b)
