@@ -468,21 +468,32 @@ func (v *view) appEncLocked(a *app, f format) *encoded {
 }
 
 // outputLocked returns the document's parts, plain or gzip, deriving and
-// keeping them on first use.
+// keeping them on first use. Documents up to joinLimit are joined into one
+// buffer: written piece by piece, a gzip /apps of 100 applications took
+// some 200 write calls and served at a third of the rate.
 func (v *view) outputLocked(d *docState, gz bool) parts {
-	if !gz {
-		if d.plain == nil {
-			p := d.doc.plainParts()
-			d.plain = &p
+	out := &d.plain
+	if gz {
+		out = &d.gz
+	}
+	if *out == nil {
+		var p parts
+		if gz {
+			p = d.doc.gzipParts(v.segLocked)
+		} else {
+			p = d.doc.plainParts()
 		}
-		return *d.plain
+		if len(p.bufs) > 1 && p.size <= joinLimit {
+			p.bufs = [][]byte{p.bytes()}
+		}
+		*out = &p
 	}
-	if d.gz == nil {
-		p := d.doc.gzipParts(v.segLocked)
-		d.gz = &p
-	}
-	return *d.gz
+	return **out
 }
+
+// joinLimit is the largest document joined into one buffer; larger ones
+// are written in their pieces, each big enough to amortize its write.
+const joinLimit = 4 << 20
 
 // segLocked returns e's DEFLATE segment, compressing it on first use.
 func (v *view) segLocked(e *encoded) []byte {
