@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -777,4 +778,57 @@ func euCounter(t *testing.T, v *view, doc, format string) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestAPISelfPreservation: when Eureka clients' renewals collapse (a
+// partition, not a mass death), the registry's self-preservation keeps
+// their instances, and Eureka clients go on seeing them, as with Netflix's
+// server. Renewals go through the Eureka endpoint; the clock is the test's.
+func TestAPISelfPreservation(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Unix(1_700_000_000, 0).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	ts := startTestServer(t, testOptions{Registry: registry.Config{Now: now, SelfPreservation: true,
+		RenewalWindow: 10 * time.Second, EvictionMaxFraction: 1, EvictionInterval: time.Hour}})
+	var ids []string
+	for i := 0; i < 10; i++ {
+		id := fmt.Sprintf("sp-%d", i)
+		body := strings.Replace(euBody("SP", id, "10.0.0.1", 80, "UP", ""), `"renewalIntervalInSecs":10,"durationInSecs":30`, `"renewalIntervalInSecs":1,"durationInSecs":3`, 1)
+		if r := euDo(t, "POST", ts.URL+"/eureka/apps/SP", euJSON, body); r.code != 204 {
+			t.Fatalf("register: %d %s", r.code, r.body)
+		}
+		ids = append(ids, id)
+	}
+	tick := func(renewing []string) {
+		clock.Add(int64(time.Second))
+		for _, id := range renewing {
+			if r := euDo(t, "PUT", ts.URL+"/eureka/apps/SP/"+id+"?status=UP", nil, ""); r.code != 200 {
+				t.Fatalf("renew %s: %d", id, r.code)
+			}
+		}
+	}
+	for i := 0; i < 10; i++ {
+		tick(ids)
+	}
+	if ts.Reg.Sweep(); ts.Reg.SelfPreservationState().Active {
+		t.Fatalf("self-preservation with every client renewing: %+v", ts.Reg.SelfPreservationState())
+	}
+	// Six of ten clients fall silent at once: renewals drop to 40%.
+	for i := 0; i < 10; i++ {
+		tick(ids[:4])
+	}
+	if n := ts.Reg.Sweep(); n != 0 || !ts.Reg.SelfPreservationState().Active {
+		t.Fatalf("renewals collapsed: evicted %d, state %+v", n, ts.Reg.SelfPreservationState())
+	}
+	if a := euGetApps(t, ts.URL+"/eureka/apps"); a.count() != 10 {
+		t.Fatalf("Eureka clients see %d instances during self-preservation, want all 10", a.count())
+	}
+	// The partition heals: renewals recover, and self-preservation ends.
+	for i := 0; i < 10; i++ {
+		tick(ids)
+	}
+	if n := ts.Reg.Sweep(); n != 0 || ts.Reg.SelfPreservationState().Active {
+		t.Fatalf("after recovery: evicted %d, state %+v", n, ts.Reg.SelfPreservationState())
+	}
+	euAgree(t, ts)
 }
