@@ -265,8 +265,9 @@ func TestAPIRegisterXML(t *testing.T) {
 			t.Fatalf("%s: not found", p)
 		}
 	}
-	if r := euDo(t, "GET", ts.URL+"/eureka/v2/vips/nothing", nil, ""); r.code != 404 {
-		t.Fatalf("unknown vip: %d", r.code)
+	// An unknown VIP is an empty list, as from Netflix's server.
+	if a := euGetApps(t, ts.URL+"/eureka/v2/vips/nothing"); a.count() != 0 || a.Applications.Hash != "" {
+		t.Fatalf("unknown vip: %+v", a)
 	}
 	// /instances/{id} finds it without the app.
 	r = euDo(t, "GET", ts.URL+"/eureka/v2/instances/x-1", map[string]string{"Accept": "application/json"}, "")
@@ -352,6 +353,11 @@ func TestAPIOverrideRules(t *testing.T) {
 	}
 	if in, _, _ := ts.Reg.Instance(k); in.StatusOverride != registry.StatusOutOfService || in.Healthy() {
 		t.Fatalf("native view after override: %+v", in)
+	}
+	// As on Netflix's server, the full document shows the instance as
+	// MODIFIED since then.
+	if e := euGetApps(t, ts.URL+"/eureka/apps").find("PAY", "p-1"); e == nil || e.ActionType != "MODIFIED" {
+		t.Fatalf("full document after an override: %+v", e)
 	}
 	// The override survives a re-registration that says UP (a heartbeat
 	// cycle of the client) ...

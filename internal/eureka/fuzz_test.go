@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"testing"
+	"time"
 
 	"github.com/cairnhq/cairn/internal/registry"
 )
@@ -32,7 +33,7 @@ func fuzzRegistration(t *testing.T, w *wireInstance, err error) {
 	if fe := registry.NormalizeInstance(&in); fe != nil {
 		return // refused with a field error by the registry: fine
 	}
-	e := v.render(&in)
+	e := v.render(&in, registry.EventAdded, time.Time{})
 	js := e.appendJSON(nil, registry.EventAdded)
 	var back struct {
 		InstanceID string            `json:"instanceId"`

@@ -20,8 +20,13 @@ type einst struct {
 	hostName string
 	vip      string
 	svip     string
+	// action and updated are the instance's last change as Netflix's
+	// server keeps them on the instance: ADDED until it is modified, and
+	// when the view saw the change (its lastUpdatedTimestamp).
+	action  registry.EventType
+	updated time.Time
 
-	json, xml []byte // fragments with actionType ADDED, made lazily under the view's lock
+	json, xml []byte // fragments with action, made lazily under the view's lock
 }
 
 // eurekaStatus is the status Eureka clients see. They route to UP
@@ -40,9 +45,14 @@ func eurekaStatus(in *registry.Instance) registry.Status {
 	return s
 }
 
-func (v *view) render(in *registry.Instance) *einst {
+// render makes the Eureka form of in, last changed by action at updated
+// (a zero time: when it registered).
+func (v *view) render(in *registry.Instance, action registry.EventType, updated time.Time) *einst {
 	k := in.Key().ServiceKey()
-	e := &einst{in: in, app: v.appName(k), status: eurekaStatus(in)}
+	if updated.IsZero() {
+		updated = in.RegisteredAt
+	}
+	e := &einst{in: in, app: v.appName(k), status: eurekaStatus(in), action: action, updated: updated}
 	e.hostName = or(in.Metadata[metaHostName], in.Address)
 	def := v.defaultVIP(k)
 	e.vip = or(in.Metadata[metaVIP], def)
@@ -215,7 +225,7 @@ func (e *einst) appendJSON(b []byte, action registry.EventType) []byte {
 	b = appendJSONField(b, "vipAddress", e.vip)
 	b = appendJSONField(b, "secureVipAddress", e.svip)
 	b = append(b, `,"isCoordinatingDiscoveryServer":"false","lastUpdatedTimestamp":"`...)
-	b = strconv.AppendInt(b, f.registered, 10)
+	b = strconv.AppendInt(b, millis(e.updated), 10)
 	b = append(b, `","lastDirtyTimestamp":"`...)
 	b = strconv.AppendInt(b, f.lastDirty, 10)
 	b = append(b, `","actionType":"`...)
@@ -330,7 +340,7 @@ func (e *einst) appendXML(b []byte, action registry.EventType) []byte {
 	b = appendXMLElem(b, "vipAddress", e.vip)
 	b = appendXMLElem(b, "secureVipAddress", e.svip)
 	b = append(b, "<isCoordinatingDiscoveryServer>false</isCoordinatingDiscoveryServer><lastUpdatedTimestamp>"...)
-	b = strconv.AppendInt(b, f.registered, 10)
+	b = strconv.AppendInt(b, millis(e.updated), 10)
 	b = append(b, "</lastUpdatedTimestamp><lastDirtyTimestamp>"...)
 	b = strconv.AppendInt(b, f.lastDirty, 10)
 	b = append(b, "</lastDirtyTimestamp><actionType>"...)

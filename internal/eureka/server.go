@@ -383,7 +383,7 @@ func (s *Server) getSVIP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) vips(w http.ResponseWriter, r *http.Request, addr string, secure bool) {
 	f, gz := negotiate(r)
-	s.answer(w, r, f, gz)(s.view.vip(addr, secure, f, gz))
+	writeDoc(w, f, gz, s.view.vip(addr, secure, f, gz))
 }
 
 // answer writes a document, or a 404 when there is none.

@@ -154,7 +154,11 @@ func (v *view) rebuildLocked() {
 	v.recent, v.latest, v.dead = nil, map[registry.InstanceKey]int{}, 0
 	v.fullDocs, v.deltaDocs, v.deltaApps = [2]docState{}, [2]docState{}, map[string]*deltaApp{}
 	for _, in := range snap.Instances {
-		v.putLocked(v.render(in))
+		action := registry.EventAdded
+		if in.ModifyRevision != in.CreateRevision {
+			action = registry.EventModified
+		}
+		v.putLocked(v.render(in, action, time.Time{}))
 	}
 	v.rebuilds++
 }
@@ -180,12 +184,12 @@ func (v *view) syncLocked() {
 				continue
 			}
 			v.removeLocked(old)
-			e = v.render(ev.Instance)
+			e = v.render(ev.Instance, ev.Type, now)
 		} else {
 			if old != nil {
 				v.removeLocked(old)
 			}
-			e = v.render(ev.Instance)
+			e = v.render(ev.Instance, ev.Type, now)
 			v.putLocked(e)
 		}
 		v.seq++
@@ -389,24 +393,24 @@ func (g *group) encode(f format) []byte {
 	return g.appendXML(b)
 }
 
-// fragment returns the instance's encoding with actionType ADDED, making
+// fragment returns the instance's encoding with its last action, making
 // it on first use.
 func (e *einst) fragment(f format) []byte {
 	if f == formatJSON {
 		if e.json == nil {
-			e.json = e.appendJSON(nil, registry.EventAdded)
+			e.json = e.appendJSON(nil, e.action)
 		}
 		return e.json
 	}
 	if e.xml == nil {
-		e.xml = e.appendXML(nil, registry.EventAdded)
+		e.xml = e.appendXML(nil, e.action)
 	}
 	return e.xml
 }
 
 // fragment returns the changed instance with the change's actionType.
 func (c *change) fragment(f format) []byte {
-	if c.action == registry.EventAdded {
+	if c.action == c.e.action {
 		return c.e.fragment(f)
 	}
 	if c.frag[f] == nil {
@@ -634,9 +638,11 @@ func (v *view) instanceByID(id string, f format, gz bool) (parts, bool) {
 }
 
 // vip returns the applications whose instances have the given (secure)
-// vipAddress, or false if none has. A vipAddress may list several
-// addresses separated by commas, as in Eureka.
-func (v *view) vip(addr string, secure bool, f format, gz bool) (parts, bool) {
+// vipAddress. A vipAddress may list several addresses separated by commas,
+// as in Eureka. With none, the answer is an empty list, as from Netflix's
+// server (its VIP cache answers 200 with no applications), so that clients
+// following one VIP see it empty rather than keep their last list.
+func (v *view) vip(addr string, secure bool, f format, gz bool) parts {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.syncLocked()
@@ -658,11 +664,8 @@ func (v *view) vip(addr string, secure bool, f format, gz bool) (parts, bool) {
 			apps = append(apps, &encoded{plain: g.encode(f)})
 		}
 	}
-	if len(apps) == 0 {
-		return parts{}, false
-	}
 	d := docState{doc: composeApps(f, v.rev, hashOf(counts), apps)}
-	return v.outputLocked(&d, gz), true
+	return v.outputLocked(&d, gz)
 }
 
 func hasVIP(list, addr string) bool {
