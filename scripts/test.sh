@@ -10,6 +10,7 @@ log() { printf '\n== %s\n' "$*"; }
 # Real components from Debian's packages (see ../shared/reference/real-components.md).
 need_apt=()
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v dig >/dev/null 2>&1 || need_apt+=(dnsutils) # real dig for internal/dns
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]}"
   if [ "$(id -u)" != 0 ]; then

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/internal/api"
+	"github.com/cairnhq/cairn/internal/dns"
 	"github.com/cairnhq/cairn/internal/eureka"
 	"github.com/cairnhq/cairn/internal/health"
 	"github.com/cairnhq/cairn/internal/registry"
@@ -34,6 +35,38 @@ type serverConfig struct {
 
 	eurekaNamespace   string
 	eurekaDeltaWindow time.Duration
+
+	dnsAddr      string
+	dnsDomains   string
+	dnsTTL       time.Duration
+	dnsUpstreams string
+	dnsForwards  forwardFlags
+	dnsCache     int
+}
+
+// forwardFlags collects --dns-forward SUFFIX=ADDR[,ADDR...] flags.
+type forwardFlags map[string][]string
+
+func (f forwardFlags) String() string { return "" }
+
+func (f forwardFlags) Set(v string) error {
+	suffix, addrs, ok := strings.Cut(v, "=")
+	if !ok || suffix == "" || addrs == "" {
+		return errors.New("want SUFFIX=ADDR[,ADDR...], e.g. cluster-b.local=10.0.0.2:8600")
+	}
+	f[suffix] = append(f[suffix], splitList(addrs)...)
+	return nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func serverFlags(name string, stderr io.Writer, dev bool) (*flag.FlagSet, *serverConfig) {
@@ -58,6 +91,13 @@ func serverFlags(name string, stderr io.Writer, dev bool) (*flag.FlagSet, *serve
 	fs.IntVar(&c.reg.FeedCapacity, "feed-capacity", 1<<14, "events the change feed keeps for readers that fall behind")
 	fs.StringVar(&c.eurekaNamespace, "eureka-namespace", "default", "namespace of apps registered through the Eureka API (/eureka/, /eureka/v2/); other namespaces show as APP.NAMESPACE")
 	fs.DurationVar(&c.eurekaDeltaWindow, "eureka-delta-window", 3*time.Minute, "how long a change stays in Eureka's /apps/delta")
+	fs.StringVar(&c.dnsAddr, "dns-addr", "127.0.0.1:8600", "address of the DNS server, UDP and TCP (\"off\": none)")
+	fs.StringVar(&c.dnsDomains, "dns-domain", "cairn,cluster.local", "zones the DNS server answers for, comma-separated (<svc>.<ns>.svc.ZONE)")
+	fs.DurationVar(&c.dnsTTL, "dns-ttl", 5*time.Second, "TTL of DNS answers")
+	fs.StringVar(&c.dnsUpstreams, "dns-upstream", "", "resolvers for names outside Cairn's zones, comma-separated IP[:port] (none: REFUSED)")
+	c.dnsForwards = forwardFlags{}
+	fs.Var(c.dnsForwards, "dns-forward", "forward names under SUFFIX to other servers, e.g. another cluster's Cairn: SUFFIX=IP:PORT[,IP:PORT] (repeatable)")
+	fs.IntVar(&c.dnsCache, "dns-cache-size", 10000, "entries of the cache of forwarded answers (-1: off)")
 	return fs, c
 }
 
@@ -79,6 +119,10 @@ func (c *serverConfig) validate() error {
 		return errors.New("--data-dir is required (or --in-memory)")
 	case c.eurekaDeltaWindow < time.Second:
 		return errors.New("--eureka-delta-window must be at least 1s")
+	case c.dnsTTL < 0 || c.dnsTTL > 24*time.Hour:
+		return errors.New("--dns-ttl must be between 0s and 24h")
+	case c.dnsCache < -1:
+		return errors.New("--dns-cache-size must be -1 (off) or more")
 	}
 	if fe := registry.ValidateName("--eureka-namespace", c.eurekaNamespace); fe != nil {
 		return fe
@@ -152,6 +196,15 @@ func serve(ctx context.Context, name string, args []string, stdout, stderr io.Wr
 	checker := health.New(reg, logger)
 	pr := api.NewMetricsRegistry()
 	registerHealthMetrics(pr, checker)
+	var dnsSrv *dns.Server
+	if c.dnsAddr != "off" && c.dnsAddr != "" {
+		dnsSrv, err = dns.New(dns.Options{Registry: reg, Domains: splitList(c.dnsDomains), TTL: c.dnsTTL,
+			Upstreams: splitList(c.dnsUpstreams), Forwards: c.dnsForwards, CacheSize: c.dnsCache, Metrics: pr, Logger: logger})
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--dns-*: %w", err)
+		}
+	}
 	eu := eureka.New(eureka.Options{Registry: reg, Namespace: c.eurekaNamespace, DeltaWindow: c.eurekaDeltaWindow, Logger: logger, Metrics: pr})
 	handler := api.New(api.Options{Registry: reg, Logger: logger, Metrics: pr, Mount: eu.Mount})
 
@@ -181,7 +234,21 @@ func serve(ctx context.Context, name string, args []string, stdout, stderr io.Wr
 		}
 	}
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	if dnsSrv != nil {
+		dnsReady := make(chan net.Addr, 1)
+		go func() {
+			if err := dnsSrv.Serve(ctx, c.dnsAddr, func(a net.Addr) { dnsReady <- a }); err != nil {
+				errc <- fmt.Errorf("--dns-addr: %w", err)
+			}
+		}()
+		select {
+		case a := <-dnsReady:
+			fmt.Fprintf(stdout, "cairn %s: DNS on %s (zones %s)\n", name, a, c.dnsDomains)
+		case err := <-errc:
+			return err
+		}
+	}
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:

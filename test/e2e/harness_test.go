@@ -45,6 +45,7 @@ type server struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	URL    string
+	DNS    string // host:port of its DNS server (UDP and TCP)
 	stderr *syncBuffer
 	done   chan struct{}
 }
@@ -66,13 +67,16 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var listenRE = regexp.MustCompile(`HTTP API on (http://\S+)`)
+var (
+	listenRE = regexp.MustCompile(`HTTP API on (http://\S+)`)
+	dnsRE    = regexp.MustCompile(`DNS on (\S+)`)
+)
 
-// startCairn runs `cairn <mode> --http-addr 127.0.0.1:0 args...` and waits
+// startCairn runs `cairn <mode> --http-addr 127.0.0.1:0 --dns-addr 127.0.0.1:0 args...` and waits
 // for it to say where it listens.
 func startCairn(t *testing.T, mode string, args ...string) *server {
 	t.Helper()
-	args = append([]string{mode, "--http-addr", "127.0.0.1:0"}, args...)
+	args = append([]string{mode, "--http-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0"}, args...)
 	cmd := exec.Command(cairnBin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -93,7 +97,7 @@ func startCairn(t *testing.T, mode string, args ...string) *server {
 		close(lines)
 	}()
 	deadline := time.After(30 * time.Second)
-	for s.URL == "" {
+	for s.URL == "" || s.DNS == "" {
 		select {
 		case line, ok := <-lines:
 			if !ok {
@@ -101,6 +105,9 @@ func startCairn(t *testing.T, mode string, args ...string) *server {
 			}
 			if m := listenRE.FindStringSubmatch(line); m != nil {
 				s.URL = m[1]
+			}
+			if m := dnsRE.FindStringSubmatch(line); m != nil {
+				s.DNS = m[1]
 			}
 		case <-deadline:
 			s.kill()

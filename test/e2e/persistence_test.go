@@ -3,7 +3,10 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -142,6 +145,12 @@ func TestDevListsItself(t *testing.T) {
 	res.Body.Close()
 	if a := apps.Applications.Application; err != nil || len(a) != 1 || a[0].Name != "CAIRN.CAIRN-SYSTEM" || a[0].Instance[0].Status != "UP" {
 		t.Fatalf("Eureka view of cairn dev: %+v %v", apps, err)
+	}
+	// And through DNS, with Debian's dig.
+	host, port, _ := net.SplitHostPort(s.DNS)
+	out, err := exec.Command("dig", "@"+host, "-p", port, "+short", "cairn.cairn-system.svc.cairn", "A").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "127.0.0.1" {
+		t.Fatalf("dig cairn.cairn-system.svc.cairn: %q %v", out, err)
 	}
 	p := startCairn(t, "server", "--in-memory")
 	var ans instancesAnswer
