@@ -499,3 +499,62 @@ func TestOptionsErrors(t *testing.T) {
 		reg.Close()
 	}
 }
+
+// TestManyQueriesOnOneTCPConnection: a client may send any number of
+// queries on one TCP connection (miekg's default closes it after 128).
+func TestManyQueriesOnOneTCPConnection(t *testing.T) {
+	d := startDNS(t, Options{})
+	d.register(t, inst("web", "web-1", "10.0.0.1"))
+	c := &mdns.Client{Net: "tcp", Timeout: 2 * time.Second}
+	conn, err := c.Dial(d.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for i := 0; i < 300; i++ {
+		req := new(mdns.Msg)
+		req.SetQuestion("web.default.svc.cairn.", mdns.TypeA)
+		resp, _, err := c.ExchangeWithConn(req, conn)
+		if err != nil || len(resp.Answer) != 1 {
+			t.Fatalf("query %d on one connection: %v %v", i, resp, err)
+		}
+	}
+}
+
+// TestLargeAnswersCompressed: a 100-address answer over EDNS0 is
+// compressed (as from CoreDNS), less than half its plain size.
+func TestLargeAnswersCompressed(t *testing.T) {
+	d := startDNS(t, Options{})
+	for i := 0; i < 100; i++ {
+		if _, _, err := d.reg.Register(context.Background(), inst("big", fmt.Sprintf("b-%03d", i), fmt.Sprintf("10.2.0.%d", i+1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.wait(t, d.reg.Revision())
+	req := new(mdns.Msg)
+	req.SetQuestion("big.default.svc.cairn.", mdns.TypeA)
+	req.SetEdns0(4096, false)
+	// Raw UDP, to see the datagram's size on the wire.
+	conn, err := net.Dial("udp", d.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	wire, _ := req.Pack()
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conn.Write(wire); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65535)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := new(mdns.Msg)
+	if err := resp.Unpack(buf[:n]); err != nil || len(resp.Answer) != 100 || resp.Truncated {
+		t.Fatalf("EDNS0 answer: %d records, tc %v, %v", len(resp.Answer), resp.Truncated, err)
+	}
+	if n > 1700 { // 16 bytes a record with the owner name compressed; 3,750 without
+		t.Fatalf("a 100-address answer of %d bytes: not compressed", n)
+	}
+}
