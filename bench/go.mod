@@ -3,6 +3,7 @@ module github.com/cairnhq/cairn/bench
 go 1.26.8
 
 require (
+	github.com/miekg/dns v1.1.73
 	go.etcd.io/etcd/client/v3 v3.5.35
 	go.uber.org/zap v1.17.0
 )

@@ -5,12 +5,17 @@
 #   bench/run.sh --quick           smoke run: 2k instances, small counts (seconds)
 #   bench/run.sh --eureka          the Eureka API: 10k instances, next to nginx and etcd (about 4 minutes)
 #   bench/run.sh --eureka --quick  its smoke run: 2k instances (under a minute)
+#   bench/run.sh --dns             DNS: dnsperf against Cairn and CoreDNS (about 4.5 minutes)
+#   bench/run.sh --dns --quick     its smoke run (about 30 seconds, once CoreDNS is cached)
 #
-# Installs etcd-server if /usr/bin/etcd is missing (and nginx for --eureka),
+# Installs etcd-server if /usr/bin/etcd is missing (nginx for --eureka,
+# dnsperf and dnsutils for --dns, which also builds CoreDNS once into
+# ${XDG_CACHE_HOME:-~/.cache}/cairn-bench),
 # builds cairn and the load generator, then for each size starts a fresh
 # Cairn server and a fresh single-member etcd side by side on 127.0.0.1
 # (data dirs under a temp dir), measures both, stops both, and prints the
-# summary tables (--eureka: one Cairn, etcd and nginx; see eureka.sh). Raw
+# summary tables (--eureka: one Cairn, etcd and nginx; see eureka.sh;
+# --dns: one Cairn, CoreDNS, etcd and CoreDNS on etcd; see dns.sh). Raw
 # JSON results, the summary, the progress log and the server logs are kept
 # in bench/out/<timestamp>/.
 # CAIRN_BIN=/path/to/cairn uses that binary instead of building one.
@@ -27,8 +32,9 @@ for arg in "$@"; do
   case "$arg" in
     --quick) mode=quick ;;
     --eureka) suite=eureka ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: $0 [--eureka] [--quick]" >&2; exit 2 ;;
+    --dns) suite=dns ;;
+    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: $0 [--eureka | --dns] [--quick]" >&2; exit 2 ;;
   esac
 done
 
@@ -46,6 +52,8 @@ nginx_bin=/usr/sbin/nginx
 missing=()
 [ -x "$etcd_bin" ] || missing+=(etcd-server)
 [ "$suite" != eureka ] || [ -x "$nginx_bin" ] || missing+=(nginx)
+[ "$suite" != dns ] || [ -x /usr/bin/dnsperf ] || missing+=(dnsperf)
+[ "$suite" != dns ] || [ -x /usr/bin/dig ] || missing+=(dnsutils)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   if [ "$(id -u)" != 0 ]; then
@@ -105,7 +113,9 @@ stop() {
 start_cairn() {
   local port
   port=$("$bench" freeport)
-  "$work/cairn" server --http-addr "127.0.0.1:$port" --data-dir "$work/cairn-data-$1" "${@:2}" \
+  # DNS on a free port unless the caller names one (a later flag wins), so
+  # that a cairn dev holding 127.0.0.1:8600 cannot fail the run.
+  "$work/cairn" server --http-addr "127.0.0.1:$port" --data-dir "$work/cairn-data-$1" --dns-addr 127.0.0.1:0 "${@:2}" \
     >"$work/cairn-$1.out.log" 2>"$work/cairn-$1.log" &
   cairn_pid=$!
   pids+=("$cairn_pid")
@@ -136,6 +146,11 @@ log "machine busy before the run: $busy_before cores (anything above ~0.1 is som
 if [ "$suite" = eureka ]; then
   # shellcheck source=eureka.sh
   . "$here/eureka.sh"
+  exit 0
+fi
+if [ "$suite" = dns ]; then
+  # shellcheck source=dns.sh
+  . "$here/dns.sh"
   exit 0
 fi
 

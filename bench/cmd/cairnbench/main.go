@@ -6,9 +6,12 @@
 //	cairnbench report FILE.json...
 //	cairnbench eureka -url URL -pid PID -nginx-url URL -nginx-root DIR -etcd URL -etcd-pid PID -out eureka.json
 //	cairnbench eureka-report eureka.json
+//	cairnbench dns -url URL -pid PID -dns ADDR -coredns ADDR -coredns-pid PID -workdir DIR -out dns.json
+//	cairnbench dns-zone -out FILE   the DNS benchmark's records as a zone file for CoreDNS
+//	cairnbench dns-report dns.json
 //	cairnbench get -url URL [-accept A] [-gzip] -c 4 -for 5s   closed-loop GETs of one URL
-//	cairnbench freeport        print a free TCP port on 127.0.0.1
-//	cairnbench wait -url URL   wait until URL answers 200
+//	cairnbench freeport [-udp] print a free TCP (and UDP) port on 127.0.0.1
+//	cairnbench wait -url URL   wait until URL answers 200 (-dns ADDR: until a DNS server answers)
 //	cairnbench busy -for 2s    print the cores the machine keeps busy (is it quiet?)
 package main
 
@@ -64,7 +67,7 @@ func main() {
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
 	log.SetPrefix("cairnbench: ")
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: cairnbench cairn|etcd|report|eureka|eureka-report|get|freeport|wait|busy [flags]")
+		fmt.Fprintln(os.Stderr, "usage: cairnbench cairn|etcd|report|eureka|eureka-report|dns|dns-zone|dns-report|get|freeport|wait|busy [flags]")
 		os.Exit(2)
 	}
 	// Bounded in time whatever the flags say: nothing here should run for an hour.
@@ -85,10 +88,16 @@ func main() {
 		err = runEureka(ctx, args)
 	case "eureka-report":
 		err = runEurekaReport(args)
+	case "dns":
+		err = runDNS(ctx, args)
+	case "dns-zone":
+		err = runDNSZone(args)
+	case "dns-report":
+		err = runDNSReport(args)
 	case "get":
 		err = runGet(ctx, args)
 	case "freeport":
-		err = freePort()
+		err = freePort(args)
 	case "wait":
 		err = waitHTTP(ctx, args)
 	case "busy":

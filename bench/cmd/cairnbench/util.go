@@ -26,24 +26,47 @@ const (
 	ttl = "300s"
 )
 
-// freePort prints a TCP port that was free on 127.0.0.1 a moment ago.
-func freePort() error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+// freePort prints a TCP port that was free on 127.0.0.1 a moment ago;
+// with -udp, one free for UDP too (a DNS server's).
+func freePort(args []string) error {
+	fs := flag.NewFlagSet("freeport", flag.ContinueOnError)
+	udp := fs.Bool("udp", false, "the port must be free for UDP too")
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	defer ln.Close()
-	fmt.Println(ln.Addr().(*net.TCPAddr).Port)
-	return nil
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		if *udp {
+			pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err != nil {
+				ln.Close()
+				continue
+			}
+			pc.Close()
+		}
+		ln.Close()
+		fmt.Println(port)
+		return nil
+	}
+	return fmt.Errorf("no port free for TCP and UDP after 100 tries")
 }
 
 // waitHTTP polls -url until it answers 200 or -timeout passes.
 func waitHTTP(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("wait", flag.ContinueOnError)
 	url := fs.String("url", "", "URL to poll")
+	dnsAddr := fs.String("dns", "", "instead of -url: a DNS server (ip:port) to ask for -name's SOA until it answers")
+	name := fs.String("name", "cairn.", "with -dns: the name to ask for")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *dnsAddr != "" {
+		return waitDNS(ctx, *dnsAddr, *name, *timeout)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

@@ -48,6 +48,11 @@ func (c *Client) Register(ctx context.Context, path string, body []byte) error {
 	return c.do(ctx, http.MethodPut, path, body, http.StatusOK, http.StatusCreated)
 }
 
+// Deregister deletes the instance at path.
+func (c *Client) Deregister(ctx context.Context, path string) error {
+	return c.do(ctx, http.MethodDelete, path, nil, http.StatusOK, http.StatusNoContent)
+}
+
 // Renew renews the lease of the instance at path.
 func (c *Client) Renew(ctx context.Context, path string) error {
 	return c.do(ctx, http.MethodPut, path+"/renew", nil, http.StatusOK)
