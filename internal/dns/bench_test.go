@@ -26,6 +26,9 @@ func BenchmarkServeDNS(b *testing.B) {
 			reg.Register(context.Background(), inst(fmt.Sprint("svc-", s), fmt.Sprint("i-", i), fmt.Sprintf("10.%d.%d.%d", s/250, s%250, i+1)))
 		}
 	}
+	for i := 0; i < 100; i++ {
+		reg.Register(context.Background(), inst("big", fmt.Sprint("b-", i), fmt.Sprintf("10.9.0.%d", i+1)))
+	}
 	srv, err := New(Options{Registry: reg})
 	if err != nil {
 		b.Fatal(err)
@@ -33,6 +36,7 @@ func BenchmarkServeDNS(b *testing.B) {
 	for _, tc := range []struct{ name, q string }{
 		{"A", "svc-500.default.svc.cairn."},
 		{"NXDOMAIN", "nope.default.svc.cairn."},
+		{"A-100", "big.default.svc.cairn."},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			req := new(mdns.Msg)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/internal/registry"
+	mdns "github.com/miekg/dns"
 )
 
 // index is what DNS answers come from: an immutable picture of the
@@ -33,6 +34,10 @@ type target struct {
 	ip    net.IP // nil when the address is a host name
 	v4    bool
 	label string // its name under the service: <label>.<svc>.<ns>.svc.Z
+	// rr holds, per zone, its A or AAAA record owned by the service's
+	// lower-case name: answers to that name (nearly every query) share
+	// these immutable records instead of making new ones.
+	rr []mdns.RR
 }
 
 func (n *svcNode) byLabel(l string) *target {
@@ -47,6 +52,8 @@ func (n *svcNode) byLabel(l string) *target {
 // follower keeps an index current from the change feed.
 type follower struct {
 	reg   *registry.Registry
+	zones []string // fully qualified, the Server's order
+	ttl   uint32
 	cur   atomic.Pointer[index]
 	state map[registry.ServiceKey]map[string]*registry.Instance
 	rev   int64
@@ -54,8 +61,8 @@ type follower struct {
 	swaps atomic.Int64
 }
 
-func newFollower(reg *registry.Registry) *follower {
-	f := &follower{reg: reg}
+func newFollower(reg *registry.Registry, zones []string, ttl uint32) *follower {
+	f := &follower{reg: reg, zones: zones, ttl: ttl}
 	f.resync()
 	return f
 }
@@ -79,7 +86,7 @@ func (f *follower) resync() {
 	f.rev = snap.Revision
 	ix := &index{rev: f.rev, services: make(map[registry.ServiceKey]*svcNode, len(f.state)), namespaces: map[string]int{}}
 	for k, insts := range f.state {
-		ix.services[k] = buildNode(insts)
+		ix.services[k] = f.buildNode(k, insts)
 		ix.namespaces[k.Namespace]++
 	}
 	f.cur.Store(ix)
@@ -149,7 +156,7 @@ func (f *follower) apply(evs []registry.Event) {
 	}
 	for k := range dirty {
 		if insts, ok := f.state[k]; ok {
-			ix.services[k] = buildNode(insts)
+			ix.services[k] = f.buildNode(k, insts)
 		}
 	}
 	if nsChanged {
@@ -165,7 +172,7 @@ func (f *follower) apply(evs []registry.Event) {
 // buildNode keeps the healthy instances of a service, in id order, and
 // names each: its id when that is a DNS label, else its address with
 // dashes (10-0-0-5), made unique within the service.
-func buildNode(insts map[string]*registry.Instance) *svcNode {
+func (f *follower) buildNode(k registry.ServiceKey, insts map[string]*registry.Instance) *svcNode {
 	n := &svcNode{}
 	for _, in := range insts {
 		if in.Healthy() {
@@ -209,6 +216,25 @@ func buildNode(insts map[string]*registry.Instance) *svcNode {
 		}
 		t.label = l
 		used[l] = true
+	}
+	for zi, z := range f.zones {
+		name := k.Name + "." + k.Namespace + ".svc." + z
+		for i := range n.insts {
+			t := &n.insts[i]
+			if zi == 0 {
+				t.rr = make([]mdns.RR, len(f.zones))
+			}
+			hdr := mdns.RR_Header{Name: name, Class: mdns.ClassINET, Ttl: f.ttl}
+			switch {
+			case t.ip == nil:
+			case t.v4:
+				hdr.Rrtype = mdns.TypeA
+				t.rr[zi] = &mdns.A{Hdr: hdr, A: t.ip}
+			default:
+				hdr.Rrtype = mdns.TypeAAAA
+				t.rr[zi] = &mdns.AAAA{Hdr: hdr, AAAA: t.ip}
+			}
+		}
 	}
 	return n
 }

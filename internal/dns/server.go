@@ -83,7 +83,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.fwd = fwd
 	s.m = newMetrics(o.Metrics)
-	s.follower = newFollower(o.Registry)
+	s.follower = newFollower(o.Registry, s.zones, s.ttl)
 	return s, nil
 }
 
@@ -243,7 +243,11 @@ func (s *Server) fill(m *mdns.Msg, q mdns.Question, pq query) {
 	}
 	switch q.Qtype {
 	case mdns.TypeA, mdns.TypeAAAA, mdns.TypeANY:
-		m.Answer = s.addrs(m.Answer, q.Name, q.Qtype, ts)
+		if pq.subset == "" && q.Name == base {
+			m.Answer = shared(ts, slices.Index(s.zones, pq.zone), q.Qtype)
+		} else {
+			m.Answer = s.addrs(m.Answer, q.Name, q.Qtype, ts)
+		}
 	case mdns.TypeSRV:
 		s.srv(m, q.Name, base, ts, "", "")
 	}
@@ -355,6 +359,22 @@ func (s *Server) addrs(rrs []mdns.RR, name string, qtype uint16, ts []*target) [
 		}
 	}
 	return rrs
+}
+
+// shared answers the service's own name with the records built with the
+// index, in the targets' (shuffled) order.
+func shared(ts []*target, zi int, qtype uint16) []mdns.RR {
+	out := make([]mdns.RR, 0, len(ts))
+	for _, t := range ts {
+		rr := t.rr[zi]
+		if rr == nil {
+			continue
+		}
+		if rt := rr.Header().Rrtype; qtype == mdns.TypeANY || rt == qtype {
+			out = append(out, rr)
+		}
+	}
+	return out
 }
 
 // srv appends SRV records (one per instance and named port, or only the
