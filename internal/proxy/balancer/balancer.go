@@ -29,6 +29,9 @@ type Endpoint struct {
 	ewma     atomic.Uint64 // float64 bits: peak EWMA of latency, in ns
 	stamp    atomic.Int64  // when ewma was last updated, Unix ns
 	ejection atomic.Int64  // ejected until this Unix ns; 0: not ejected
+
+	failures  atomic.Int32 // consecutive failures (outlier detection)
+	ejections atomic.Int32 // times ejected, less the quiet periods since (outlier detection)
 }
 
 // NewEndpoint returns an endpoint.
