@@ -205,7 +205,7 @@ func (f *follower) buildNode(k registry.ServiceKey, insts map[string]*registry.I
 		if t.label != "" {
 			continue
 		}
-		base := strings.NewReplacer(".", "-", ":", "-").Replace(strings.ToLower(t.in.Address))
+		base := addrLabel.Replace(strings.ToLower(t.in.Address))
 		base = strings.Trim(base, "-")
 		if len(base) > 56 || !isLabel(base) {
 			base = "i"
@@ -238,6 +238,9 @@ func (f *follower) buildNode(k registry.ServiceKey, insts map[string]*registry.I
 	}
 	return n
 }
+
+// addrLabel turns an address into a label: 10.0.1.2 -> 10-0-1-2.
+var addrLabel = strings.NewReplacer(".", "-", ":", "-")
 
 // waitRevision waits until the published index holds rev (tests).
 func (f *follower) waitRevision(ctx context.Context, rev int64) error {

@@ -232,7 +232,7 @@ func (s *Server) fill(m *mdns.Msg, q mdns.Question, pq query) {
 	}
 	ts := subset(node, pq)
 	if pq.port != "" {
-		if !hasPort(ts, pq.port, pq.proto) && !serviceHasPort(node, pq.port, pq.proto) {
+		if !serviceHasPort(node, pq.port, pq.proto) { // a subset without the port is NODATA, not NXDOMAIN
 			m.Rcode = mdns.RcodeNameError
 			return
 		}
@@ -311,15 +311,6 @@ func portProto(p registry.Port) string {
 		return "udp"
 	}
 	return "tcp"
-}
-
-func hasPort(ts []*target, port, proto string) bool {
-	for _, t := range ts {
-		if p, ok := t.in.PortNamed(port); ok && portProto(p) == proto {
-			return true
-		}
-	}
-	return false
 }
 
 func serviceHasPort(node *svcNode, port, proto string) bool {

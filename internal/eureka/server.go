@@ -107,11 +107,11 @@ func (s *Server) Run(ctx context.Context) { s.view.run(ctx) }
 func (s *Server) Mount(mux *http.ServeMux) {
 	for _, p := range []string{"/eureka/v2", "/eureka"} {
 		mux.HandleFunc("POST "+p+"/apps/{app}", s.register)
-		mux.HandleFunc("PUT "+p+"/apps/{app}/{id}", s.renew)
-		mux.HandleFunc("DELETE "+p+"/apps/{app}/{id}", s.cancel)
-		mux.HandleFunc("PUT "+p+"/apps/{app}/{id}/status", s.setOverride)
-		mux.HandleFunc("DELETE "+p+"/apps/{app}/{id}/status", s.clearOverride)
-		mux.HandleFunc("PUT "+p+"/apps/{app}/{id}/metadata", s.updateMetadata)
+		mux.HandleFunc("PUT "+p+"/apps/{app}/{id}", s.instanceOp(s.renew))
+		mux.HandleFunc("DELETE "+p+"/apps/{app}/{id}", s.instanceOp(s.cancel))
+		mux.HandleFunc("PUT "+p+"/apps/{app}/{id}/status", s.instanceOp(s.setOverride))
+		mux.HandleFunc("DELETE "+p+"/apps/{app}/{id}/status", s.instanceOp(s.clearOverride))
+		mux.HandleFunc("PUT "+p+"/apps/{app}/{id}/metadata", s.instanceOp(s.updateMetadata))
 		mux.HandleFunc("GET "+p+"/apps", s.getApps)
 		mux.HandleFunc("GET "+p+"/apps/{$}", s.getApps) // Spring Cloud and eureka-js-client ask with the slash
 		mux.HandleFunc("GET "+p+"/apps/delta", s.getDelta)
@@ -201,107 +201,82 @@ func (s *Server) instanceKey(r *http.Request) (registry.InstanceKey, bool) {
 	return registry.InstanceKey{Namespace: k.Namespace, Service: k.Name, ID: r.PathValue("id")}, true
 }
 
-func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
-	k, ok := s.instanceKey(r)
-	if !ok {
-		writeNotFound(w, r)
-		return
+// instanceOp serves a write to one instance (/apps/{app}/{id}...): 404
+// when the app names no service, the error's status when op fails, else
+// 200 with no body, as Netflix's server answers.
+func (s *Server) instanceOp(op func(r *http.Request, k registry.InstanceKey) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		k, ok := s.instanceKey(r)
+		if !ok {
+			writeNotFound(w, r)
+			return
+		}
+		if err := op(r, k); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
 	}
+}
+
+func (s *Server) renew(r *http.Request, k registry.InstanceKey) error {
 	var clientDirty int64
 	if v := r.URL.Query().Get("lastDirtyTimestamp"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			writeError(w, &httpError{code: http.StatusBadRequest, field: "lastDirtyTimestamp", msg: "must be a number of milliseconds"})
-			return
+			return &httpError{code: http.StatusBadRequest, field: "lastDirtyTimestamp", msg: "must be a number of milliseconds"}
 		}
 		clientDirty = n
 	}
 	if err := s.reg.Renew(k); err != nil {
-		writeError(w, err) // 404: the client registers again
-		return
+		return err // 404: the client registers again
 	}
 	if clientDirty > 0 {
 		// The client changed since it registered: a 404 makes it register
 		// again with its new data, as Netflix's server does.
 		if in, _, err := s.reg.Instance(k); err == nil && in.Source == sourceEureka && clientDirty > lastDirty(in) {
-			writeError(w, &httpError{code: http.StatusNotFound, field: "lastDirtyTimestamp",
-				msg: "the client's instance is newer than the registered one; register again"})
-			return
+			return &httpError{code: http.StatusNotFound, field: "lastDirtyTimestamp",
+				msg: "the client's instance is newer than the registered one; register again"}
 		}
 	}
-	w.WriteHeader(http.StatusOK)
+	return nil
 }
 
-func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
-	k, ok := s.instanceKey(r)
-	if !ok {
-		writeNotFound(w, r)
-		return
-	}
-	if _, err := s.reg.Deregister(r.Context(), k); err != nil {
-		writeError(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
+func (s *Server) cancel(r *http.Request, k registry.InstanceKey) error {
+	_, err := s.reg.Deregister(r.Context(), k)
+	return err
 }
 
-func (s *Server) setOverride(w http.ResponseWriter, r *http.Request) {
-	k, ok := s.instanceKey(r)
-	if !ok {
-		writeNotFound(w, r)
-		return
-	}
+func (s *Server) setOverride(r *http.Request, k registry.InstanceKey) error {
 	v := r.URL.Query().Get("value")
 	if v == "" {
-		writeError(w, &registry.FieldError{Field: "value", Message: "is required: UP, DOWN, STARTING, OUT_OF_SERVICE or UNKNOWN"})
-		return
+		return &registry.FieldError{Field: "value", Message: "is required: UP, DOWN, STARTING, OUT_OF_SERVICE or UNKNOWN"}
 	}
 	st, fe := registry.ValidateStatus("value", registry.Status(strings.ToUpper(v)))
 	if fe != nil {
-		writeError(w, fe)
-		return
+		return fe
 	}
-	if _, _, err := s.reg.SetOverride(r.Context(), k, st); err != nil {
-		writeError(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
+	_, _, err := s.reg.SetOverride(r.Context(), k, st)
+	return err
 }
 
-func (s *Server) clearOverride(w http.ResponseWriter, r *http.Request) {
-	k, ok := s.instanceKey(r)
-	if !ok {
-		writeNotFound(w, r)
-		return
-	}
+func (s *Server) clearOverride(r *http.Request, k registry.InstanceKey) error {
 	st := registry.Status(strings.ToUpper(r.URL.Query().Get("value")))
-	if _, _, err := s.reg.ResetOverride(r.Context(), k, st); err != nil {
-		writeError(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
+	_, _, err := s.reg.ResetOverride(r.Context(), k, st)
+	return err
 }
 
-func (s *Server) updateMetadata(w http.ResponseWriter, r *http.Request) {
-	k, ok := s.instanceKey(r)
-	if !ok {
-		writeNotFound(w, r)
-		return
-	}
+func (s *Server) updateMetadata(r *http.Request, k registry.InstanceKey) error {
 	q := r.URL.Query()
 	set := make(map[string]string, len(q))
 	for mk, vs := range q {
 		if strings.HasPrefix(mk, metaPrefix) {
-			writeError(w, &registry.FieldError{Field: mk, Message: fmt.Sprintf("keys starting with %q are reserved for the Eureka mapping", metaPrefix)})
-			return
+			return &registry.FieldError{Field: mk, Message: fmt.Sprintf("keys starting with %q are reserved for the Eureka mapping", metaPrefix)}
 		}
 		set[mk] = vs[len(vs)-1]
 	}
-	if _, _, err := s.reg.MergeMetadata(r.Context(), k, set); err != nil {
-		writeError(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
+	_, _, err := s.reg.MergeMetadata(r.Context(), k, set)
+	return err
 }
 
 // ---- reads ----

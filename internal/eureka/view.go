@@ -290,11 +290,7 @@ func (v *view) removeLocked(e *einst) {
 	}
 }
 
-// hashLocked is apps__hashcode: STATUS_count_ for each status, by name.
-func (v *view) hashLocked() string {
-	return hashOf(v.counts)
-}
-
+// hashOf is apps__hashcode: STATUS_count_ for each status, by name.
 func hashOf(counts map[registry.Status]int) string {
 	keys := make([]string, 0, len(counts))
 	for s, n := range counts {
@@ -520,7 +516,7 @@ func (v *view) full(f format, gz bool) parts {
 		for i, n := range names {
 			apps[i] = v.appEncLocked(v.apps[n], f)
 		}
-		*d = docState{rev: v.rev, valid: true, doc: composeApps(f, v.rev, v.hashLocked(), apps)}
+		*d = docState{rev: v.rev, valid: true, doc: composeApps(f, v.rev, hashOf(v.counts), apps)}
 		v.encodes.WithLabelValues("apps", f.String()).Inc()
 	}
 	return v.outputLocked(d, gz)
@@ -567,7 +563,7 @@ func (v *view) delta(f format, gz bool) parts {
 				delete(v.deltaApps, n)
 			}
 		}
-		*d = docState{rev: v.rev, valid: true, doc: composeApps(f, v.rev, v.hashLocked(), apps)}
+		*d = docState{rev: v.rev, valid: true, doc: composeApps(f, v.rev, hashOf(v.counts), apps)}
 		v.encodes.WithLabelValues("delta", f.String()).Inc()
 	}
 	return v.outputLocked(d, gz)

@@ -451,7 +451,7 @@ func (r *Registry) SetOverride(ctx context.Context, k InstanceKey, s Status) (*I
 
 // ClearOverride removes the operator status override.
 func (r *Registry) ClearOverride(ctx context.Context, k InstanceKey) (*Instance, int64, error) {
-	return r.SetOverride(ctx, k, StatusUnknown)
+	return r.ResetOverride(ctx, k, "")
 }
 
 // ResetOverride removes the operator status override and, when status is

@@ -187,16 +187,5 @@ func (b *cairnBench) propagation(ctx context.Context, load string) (results.Prop
 	p, err = withBackground(ctx, b.pid, bg, b.bgRate, b.concurrency, func() (prop.Result, error) {
 		return prop.Run(ctx, b.propN, b.propTimeout, probeID, write, seen)
 	})
-	p.Load = load
-	if err != nil {
-		return p, err
-	}
-	if err := writeRaw(b.raw, load, p.Samples); err != nil {
-		return p, err
-	}
-	if p.Background != nil {
-		logThroughput("cairn background "+load, *p.Background)
-	}
-	logProp("cairn", load, p)
-	return p, nil
+	return finishProp("cairn", b.raw, load, p, err)
 }

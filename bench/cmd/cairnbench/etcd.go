@@ -112,16 +112,5 @@ func (b *etcdBench) propagation(ctx context.Context, load string) (results.Propa
 	p, err = withBackground(ctx, b.pid, bg, b.bgRate, b.concurrency, func() (prop.Result, error) {
 		return prop.Run(ctx, b.propN, b.propTimeout, key, write, seen)
 	})
-	p.Load = load
-	if err != nil {
-		return p, err
-	}
-	if err := writeRaw(b.raw, load, p.Samples); err != nil {
-		return p, err
-	}
-	if p.Background != nil {
-		logThroughput("etcd background "+load, *p.Background)
-	}
-	logProp("etcd", load, p)
-	return p, nil
+	return finishProp("etcd", b.raw, load, p, err)
 }

@@ -115,6 +115,23 @@ func logThroughput(what string, t results.Throughput) {
 	}
 }
 
+// finishProp ends a propagation run of system under load: it stores the
+// raw samples under the raw prefix and logs the run.
+func finishProp(system, raw, load string, p results.Propagation, err error) (results.Propagation, error) {
+	p.Load = load
+	if err != nil {
+		return p, err
+	}
+	if err := writeRaw(raw, load, p.Samples); err != nil {
+		return p, err
+	}
+	if p.Background != nil {
+		logThroughput(system+" background "+load, *p.Background)
+	}
+	logProp(system, load, p)
+	return p, nil
+}
+
 func logProp(system, load string, p results.Propagation) {
 	logf("%s propagation (%s): n=%d p50=%v p99=%v max=%v timeouts=%d (rest of the machine used %.2f cores)",
 		system, load, p.Count, p.P50.Round(time.Microsecond), p.P99.Round(time.Microsecond), p.Max.Round(time.Microsecond),

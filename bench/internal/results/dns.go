@@ -1,10 +1,8 @@
 package results
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -89,22 +87,12 @@ var DNSScenarios = map[string]string{
 }
 
 // WriteDNS stores s as indented JSON in path.
-func WriteDNS(path string, s *DNSSuite) error {
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
+func WriteDNS(path string, s *DNSSuite) error { return writeJSON(path, s) }
 
 // ReadDNS loads a suite written by WriteDNS.
 func ReadDNS(path string) (*DNSSuite, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
 	var s DNSSuite
-	if err := json.Unmarshal(b, &s); err != nil {
+	if err := readJSON(path, &s); err != nil {
 		return nil, err
 	}
 	if s.Kind != "dns" {

@@ -1,10 +1,8 @@
 package results
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -91,22 +89,12 @@ type RenewRun struct {
 }
 
 // WriteEureka stores s as indented JSON in path.
-func WriteEureka(path string, s *EurekaSuite) error {
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
+func WriteEureka(path string, s *EurekaSuite) error { return writeJSON(path, s) }
 
 // ReadEureka loads a suite written by WriteEureka.
 func ReadEureka(path string) (*EurekaSuite, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
 	var s EurekaSuite
-	if err := json.Unmarshal(b, &s); err != nil {
+	if err := readJSON(path, &s); err != nil {
 		return nil, err
 	}
 	if s.Kind != "eureka" {

@@ -88,23 +88,31 @@ type Propagation struct {
 }
 
 // Write stores s as indented JSON in path.
-func Write(path string, s *Suite) error {
-	b, err := json.MarshalIndent(s, "", "  ")
+func Write(path string, s *Suite) error { return writeJSON(path, s) }
+
+// Read loads a suite written by Write.
+func Read(path string) (*Suite, error) {
+	var s Suite
+	if err := readJSON(path, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// writeJSON stores v as indented JSON in path; every suite is written so.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// Read loads a suite written by Write.
-func Read(path string) (*Suite, error) {
+// readJSON loads what writeJSON wrote.
+func readJSON(path string, v any) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var s Suite
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, err
-	}
-	return &s, nil
+	return json.Unmarshal(b, v)
 }
