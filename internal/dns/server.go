@@ -104,14 +104,8 @@ func zoneName(d string) (string, error) {
 // Serve answers on addr over UDP and TCP until ctx ends. The listeners are
 // open when Serve calls ready (if not nil) with their address.
 func (s *Server) Serve(ctx context.Context, addr string, ready func(net.Addr)) error {
-	pc, err := net.ListenPacket("udp", addr)
+	pc, ln, err := listen(addr)
 	if err != nil {
-		return err
-	}
-	// TCP on the port UDP got (addr may ask for port 0).
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
 		return err
 	}
 	udp := &mdns.Server{PacketConn: pc, Handler: s, UDPSize: 65535}
@@ -137,6 +131,30 @@ func (s *Server) Serve(ctx context.Context, addr string, ready func(net.Addr)) e
 	_ = udp.Shutdown()
 	_ = tcp.Shutdown()
 	return err
+}
+
+// listen opens UDP and TCP on the same port. When addr asks for any port
+// (:0), the port UDP got may be taken for TCP by someone else: then it
+// tries other ports.
+func listen(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if port != "0" || attempt == 9 {
+			return nil, nil, err
+		}
+	}
 }
 
 // ServeDNS answers one query.
