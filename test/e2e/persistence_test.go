@@ -124,34 +124,37 @@ func TestDevListsItself(t *testing.T) {
 		call("GET", s.URL+"/v1/instances?namespace=cairn-system&healthy=true", nil, &ans)
 		return len(ans.Instances) == 1, fmt.Sprintf("%+v", ans.Instances)
 	})
-	// The same instance, through the Eureka API of the same port.
-	var apps struct {
-		Applications struct {
-			Application []struct {
-				Name     string `json:"name"`
-				Instance []struct {
-					Status string `json:"status"`
-				} `json:"instance"`
-			} `json:"application"`
-		} `json:"applications"`
-	}
-	req, _ := http.NewRequest("GET", s.URL+"/eureka/apps", nil)
-	req.Header.Set("Accept", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = json.NewDecoder(res.Body).Decode(&apps)
-	res.Body.Close()
-	if a := apps.Applications.Application; err != nil || len(a) != 1 || a[0].Name != "CAIRN.CAIRN-SYSTEM" || a[0].Instance[0].Status != "UP" {
-		t.Fatalf("Eureka view of cairn dev: %+v %v", apps, err)
-	}
-	// And through DNS, with Debian's dig.
+	// The same instance, through the Eureka API of the same port, and
+	// through DNS with Debian's dig. Both follow the change feed, which
+	// publishes a change once it is durable: a moment after the native
+	// read above may have seen it.
+	eventually(t, 5*time.Second, "the Eureka view shows cairn dev UP", func() (bool, string) {
+		var apps struct {
+			Applications struct {
+				Application []struct {
+					Name     string `json:"name"`
+					Instance []struct {
+						Status string `json:"status"`
+					} `json:"instance"`
+				} `json:"application"`
+			} `json:"applications"`
+		}
+		req, _ := http.NewRequest("GET", s.URL+"/eureka/apps", nil)
+		req.Header.Set("Accept", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, err.Error()
+		}
+		err = json.NewDecoder(res.Body).Decode(&apps)
+		res.Body.Close()
+		a := apps.Applications.Application
+		return err == nil && len(a) == 1 && a[0].Name == "CAIRN.CAIRN-SYSTEM" && a[0].Instance[0].Status == "UP", fmt.Sprintf("%+v %v", apps, err)
+	})
 	host, port, _ := net.SplitHostPort(s.DNS)
-	out, err := exec.Command("dig", "@"+host, "-p", port, "+short", "cairn.cairn-system.svc.cairn", "A").CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "127.0.0.1" {
-		t.Fatalf("dig cairn.cairn-system.svc.cairn: %q %v", out, err)
-	}
+	eventually(t, 5*time.Second, "dig cairn.cairn-system.svc.cairn answers 127.0.0.1", func() (bool, string) {
+		out, err := exec.Command("dig", "@"+host, "-p", port, "+short", "cairn.cairn-system.svc.cairn", "A").CombinedOutput()
+		return err == nil && strings.TrimSpace(string(out)) == "127.0.0.1", fmt.Sprintf("%q %v", out, err)
+	})
 	p := startCairn(t, "server", "--in-memory")
 	var ans instancesAnswer
 	call("GET", p.URL+"/v1/instances", nil, &ans)
