@@ -24,8 +24,11 @@ func cliCommands() []command {
 		{"override", "set an operator's status override: override SERVICE ID STATUS (--clear: remove it)", runOverride},
 		{"services", "list services with their instance counts", runServices},
 		{"instances", "list instances: instances [SERVICE]", runInstances},
-		{"get", "show one instance: get SERVICE ID", runGet},
+		{"get", "show one instance: get SERVICE ID; or config documents: get KIND [NAME]", runGet},
 		{"watch", "stream changes until interrupted: watch [SERVICE]", runWatch},
+		{"apply", "create or update config documents (routes) from files: apply -f FILE", runApply},
+		{"delete", "delete config documents: delete KIND NAME, or delete -f FILE", runDelete},
+		{"diff", "show how files differ from the server's documents: diff -f FILE (exit 1 when they do)", runDiff},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/cairnhq/cairn/internal/config"
 	"github.com/cairnhq/cairn/pkg/client"
 )
 
@@ -64,11 +65,34 @@ func runDeregister(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return c.emit(a, func(w io.Writer) { io.WriteString(w, "deregistered "+k.String()+"\n") })
 }
 
+// runGet shows one instance (SERVICE ID), or config documents when the
+// first argument is a kind (KIND [NAME]).
 func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c := newCLI("get", "[flags] SERVICE ID", "Show one instance.", stdout, stderr)
-	k, _, cl, err := instanceVerb(c, args, 0, 0)
+	c := newCLI("get", "[flags] SERVICE ID | KIND [NAME]",
+		"Show one instance; or, when the first argument is a kind of config document (route,\n"+
+			"routes), list those documents or show one. -o yaml prints documents as 'cairn apply -f'\n"+
+			"reads them. (For a service named like a kind, use 'cairn instances SERVICE'.)", stdout, stderr)
+	ns := c.namespaceFlag("", "namespace (default: \"default\"; listing documents: all namespaces)")
+	pos, err := c.parse(args)
 	if err != nil {
 		return err
+	}
+	if len(pos) > 0 && config.CanonicalKind(pos[0]) != "" {
+		return runGetConfig(ctx, c, *ns, pos)
+	}
+	if err := c.args(pos, 2, 2); err != nil {
+		return err
+	}
+	if pos[0] == "" || pos[1] == "" {
+		return c.usageError("SERVICE and ID must not be empty")
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	k := client.Key{Namespace: *ns, Service: pos[0], ID: pos[1]}
+	if k.Namespace == "" {
+		k.Namespace = client.DefaultNamespace
 	}
 	in, err := cl.Instance(ctx, k)
 	if err != nil {

@@ -248,6 +248,7 @@ func serverStatusTable(st *client.ServerStatus) func(io.Writer) {
 		fmt.Fprintf(w, "REVISION\t%d\n", st.Revision)
 		fmt.Fprintf(w, "SERVICES\t%d\n", st.Services)
 		fmt.Fprintf(w, "INSTANCES\t%d (%d healthy)\n", st.Instances, st.Healthy)
+		fmt.Fprintf(w, "CONFIGS\t%d documents\n", st.Configs)
 		fmt.Fprintf(w, "SELF-PRESERVATION\t%s (renewals %d of %d expected in %gs, threshold %g)\n",
 			state, sp.RenewalsLastWindow, sp.ExpectedRenewals, sp.WindowSeconds, sp.Threshold)
 		fmt.Fprintf(w, "FEED\thead %d, oldest %d, %d subscribers, max lag %d\n",

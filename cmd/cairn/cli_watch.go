@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/cairnhq/cairn/pkg/client"
@@ -143,16 +144,17 @@ func (p *watchPrinter) print(ev *client.WatchEvent) error {
 
 // snapshotLine is a snapshot in JSON and YAML: "type" tells it from changes.
 type snapshotLine struct {
-	Type      string             `json:"type"`
-	Revision  int64              `json:"revision"`
-	Resync    bool               `json:"resync"`
-	Services  []*client.Service  `json:"services"`
-	Instances []*client.Instance `json:"instances"`
+	Type      string                  `json:"type"`
+	Revision  int64                   `json:"revision"`
+	Resync    bool                    `json:"resync"`
+	Services  []*client.Service       `json:"services"`
+	Instances []*client.Instance      `json:"instances"`
+	Configs   []client.ConfigDocument `json:"configs"`
 }
 
 func (p *watchPrinter) snapshot(s *client.Snapshot) error {
 	if p.c.output != "table" {
-		return p.object(snapshotLine{"SNAPSHOT", s.Revision, s.Resync, s.Services, s.Instances})
+		return p.object(snapshotLine{"SNAPSHOT", s.Revision, s.Resync, s.Services, s.Instances, s.Configs})
 	}
 	typ := "SNAPSHOT"
 	if s.Resync {
@@ -168,6 +170,11 @@ func (p *watchPrinter) snapshot(s *client.Snapshot) error {
 	}
 	for _, in := range s.Instances {
 		if err := p.line(s.Revision, typ, &client.Event{Kind: client.KindInstance, Instance: in}); err != nil {
+			return err
+		}
+	}
+	for i := range s.Configs {
+		if err := p.line(s.Revision, typ, &client.Event{Kind: client.KindConfig, Config: &s.Configs[i]}); err != nil {
 			return err
 		}
 	}
@@ -210,6 +217,9 @@ func (p *watchPrinter) line(rev int64, typ string, e *client.Event) error {
 		name, status, health, ep = in.Namespace+"/"+in.Service+"/"+in.ID, statusCell(in), dash(string(in.Health)), endpoint(in)
 	case e.Service != nil:
 		name = e.Service.Namespace + "/" + e.Service.Name
+	case e.Config != nil:
+		d := e.Config
+		name = strings.ToLower(d.Kind) + "/" + d.Metadata.Namespace + "/" + d.Metadata.Name
 	}
 	_, err := fmt.Fprintf(p.c.stdout, watchFormat, rev, typ, e.Kind, name, status, health, ep)
 	return err

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairnhq/cairn/internal/config"
 	"github.com/cairnhq/cairn/internal/registry"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -90,6 +91,12 @@ func (s *Server) routes(pr *prometheus.Registry) {
 	m.HandleFunc("PUT /v1/services/{ns}/{svc}/instances/{id}/status", s.setStatus)
 	m.HandleFunc("PUT /v1/services/{ns}/{svc}/instances/{id}/override", s.setOverride)
 	m.HandleFunc("DELETE /v1/services/{ns}/{svc}/instances/{id}/override", s.clearOverride)
+
+	m.HandleFunc("GET /v1/config", s.listConfig)
+	m.HandleFunc("POST /v1/config/apply", s.applyConfig)
+	m.HandleFunc("GET /v1/config/{kind}/{ns}/{name}", s.getConfig)
+	m.HandleFunc("PUT /v1/config/{kind}/{ns}/{name}", s.putConfig)
+	m.HandleFunc("DELETE /v1/config/{kind}/{ns}/{name}", s.deleteConfig)
 
 	m.HandleFunc("GET /v1/watch", s.watch)
 	m.HandleFunc("GET /v1/sd/prometheus", s.prometheusSD)
@@ -203,12 +210,18 @@ func badRequest(field, format string, args ...any) error {
 // writeError maps an error to a status code in one table.
 func (s *Server) writeError(w http.ResponseWriter, err error) {
 	var fe *registry.FieldError
+	var cfe *config.FieldError
 	var ie *inputError
 	switch {
 	case errors.As(err, &ie):
 		writeJSON(w, ie.code, errorBody{Error: ie.Error(), Field: ie.field})
 	case errors.As(err, &fe):
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: fe.Error(), Field: fe.Field})
+	case errors.As(err, &cfe):
+		if cfe.Field == "" { // the document as a whole: the body
+			cfe = cfe.Under("body")
+		}
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: cfe.Error(), Field: cfe.Field})
 	case errors.Is(err, registry.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, errorBody{Error: strings.TrimPrefix(err.Error(), "registry: ")})
 	case errors.Is(err, registry.ErrHasInstances):

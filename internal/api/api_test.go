@@ -126,6 +126,9 @@ func TestOverrideAndFilters(t *testing.T) {
 
 // Every endpoint answers bad input with a 4xx JSON error naming the field,
 // and the registry's revision does not move.
+// okRoute is a valid Route named r in the default namespace.
+const okRoute = `{"kind":"Route","metadata":{"name":"r"},"spec":{"backends":[{"service":"o"}]}}`
+
 func TestBadInputChangesNothing(t *testing.T) {
 	srv, reg := newServer(t, registry.Config{})
 	do(t, "POST", srv.URL+"/v1/instances", webA)
@@ -176,6 +179,43 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"GET", "/v1/watch?from=x", ``, 400, "from"},
 		{"GET", "/v1/watch?service=A", ``, 400, "service"},
 		{"GET", "/v1/sd/prometheus?port=A", ``, 400, "port"},
+		{"PUT", "/v1/config/route/default/r", `{`, 400, "body"},
+		{"PUT", "/v1/config/route/default/r", ``, 400, "body"},
+		{"PUT", "/v1/config/route/default/r", `[]`, 400, "body"},
+		{"PUT", "/v1/config/route/default/r", okRoute + `{}`, 400, "body"},
+		{"PUT", "/v1/config/route/default/r", `{"metadata":{"name":"other"},"spec":{"backends":[{"service":"o"}]}}`, 400, "metadata.name"},
+		{"PUT", "/v1/config/route/default/r", `{"metadata":{"namespace":"shop"},"spec":{"backends":[{"service":"o"}]}}`, 400, "metadata.namespace"},
+		{"PUT", "/v1/config/route/default/r", `{"metadata":1,"spec":{"backends":[{"service":"o"}]}}`, 400, "metadata"},
+		{"PUT", "/v1/config/route/default/r", `{"kind":"Gateway","spec":{"backends":[{"service":"o"}]}}`, 400, "kind"},
+		{"PUT", "/v1/config/route/default/r", `{"apiVersion":"v2","spec":{"backends":[{"service":"o"}]}}`, 400, "apiVersion"},
+		{"PUT", "/v1/config/route/default/r", `{"kind":"Route"}`, 400, "spec"},
+		{"PUT", "/v1/config/route/default/r", `{"spec":{"backends":[{"service":"o","weight":-1}]}}`, 400, "spec.backends[0].weight"},
+		{"PUT", "/v1/config/route/default/r", `{"spec":{"bogus":1,"backends":[{"service":"o"}]}}`, 400, "spec.bogus"},
+		{"PUT", "/v1/config/route/default/r", `{"spec":{"backends":[{"service":"o"}]},"status":{}}`, 400, "status"},
+		{"PUT", "/v1/config/route/default/r", `{"spec":{"hosts":["` + strings.Repeat("h", 300<<10) + `"],"backends":[{"service":"o"}]}}`, 413, "body"},
+		{"PUT", "/v1/config/gateways/default/r", okRoute, 404, "kind"},
+		{"PUT", "/v1/config/route/BAD/r", okRoute, 400, "namespace"},
+		{"PUT", "/v1/config/route/default/R_1", okRoute, 400, "name"},
+		{"GET", "/v1/config/widget/default/r", ``, 404, "kind"},
+		{"GET", "/v1/config/route/default/none", ``, 404, ""},
+		{"GET", "/v1/config?kind=widgets", ``, 400, "kind"},
+		{"GET", "/v1/config?namespace=UP", ``, 400, "namespace"},
+		{"GET", "/v1/config?index=x", ``, 400, "index"},
+		{"DELETE", "/v1/config/route/default/none", ``, 404, ""},
+		{"DELETE", "/v1/config/nope/default/none", ``, 404, "kind"},
+		{"POST", "/v1/config/apply", `{"documents":[` + okRoute + `,{"kind":"Route","metadata":{"name":"b"},"spec":{"backends":[{"service":"o","weight":-1}]}}]}`, 400,
+			"documents[1].spec.backends[0].weight"},
+		{"POST", "/v1/config/apply", `{"documents":[{"kind":"Route","metadata":{"name":"b"},"spec":{"backends":[]}}]}`, 400, "documents[0].spec.backends"},
+		{"POST", "/v1/config/apply", `{"documents":[{"metadata":{"name":"b"},"spec":{"backends":[{"service":"o"}]}}]}`, 400, "documents[0].kind"},
+		{"POST", "/v1/config/apply", `{"documents":[` + okRoute + `,` + okRoute + `]}`, 400, "documents[1].metadata.name"},
+		{"POST", "/v1/config/apply", `{"documents":[],"delete":[]}`, 400, "documents"},
+		{"POST", "/v1/config/apply", `{"docs":[]}`, 400, "docs"},
+		{"POST", "/v1/config/apply", `{"documents":{}}`, 400, "documents"},
+		{"POST", "/v1/config/apply", `{"documents":[` + okRoute + `],"delete":[{"kind":"route","name":"missing"}]}`, 404, ""},
+		{"POST", "/v1/config/apply", `{"delete":[{"kind":"widget","name":"x"}]}`, 400, "delete[0].kind"},
+		{"POST", "/v1/config/apply", `{"delete":[{"kind":"route","name":"X"}]}`, 400, "delete[0].name"},
+		{"POST", "/v1/config/apply?dryRun=maybe", `{"documents":[` + okRoute + `]}`, 400, "dryRun"},
+		{"GET", "/v1/config/apply", ``, 405, ""},
 		{"PATCH", "/v1/instances", `{}`, 405, ""},
 		{"GET", "/v2/nothing", ``, 404, ""},
 	}
@@ -199,13 +239,30 @@ func TestBadInputChangesNothing(t *testing.T) {
 			}
 		})
 	}
-	// Wrong Content-Type.
-	req, _ := http.NewRequest("POST", srv.URL+"/v1/instances", strings.NewReader(webA))
-	req.Header.Set("Content-Type", "text/xml")
-	resp, _ := http.DefaultClient.Do(req)
-	resp.Body.Close()
-	if resp.StatusCode != 415 {
-		t.Fatalf("text/xml body: %d, want 415", resp.StatusCode)
+	// Wrong Content-Type, and bad YAML bodies.
+	for _, tc := range []struct {
+		method, path, contentType, body string
+		code                            int
+		field                           string
+	}{
+		{"POST", "/v1/instances", "text/xml", webA, 415, "Content-Type"},
+		{"PUT", "/v1/config/route/default/r", "text/xml", okRoute, 415, "Content-Type"},
+		{"POST", "/v1/config/apply", "text/plain", okRoute, 415, "Content-Type"},
+		{"PUT", "/v1/config/route/default/r", "application/yaml", "spec: [", 400, "body"},
+		{"PUT", "/v1/config/route/default/r", "application/yaml", "spec: {backends: [{service: o}]}\n---\nspec: {}\n", 400, "body"},
+		{"PUT", "/v1/config/route/default/r", "application/yaml", "spec:\n  backends: [{service: o, weight: x}]\n", 400, "spec.backends[0].weight"},
+		{"POST", "/v1/config/apply", "application/yaml", "kind: Route\nmetadata: {name: a}\nspec: {backends: [{service: o}]}\n---\nkind: Route\nmetadata: {name: b}\nspec: {hosts: ['a b'], backends: [{service: o}]}\n",
+			400, "documents[1].spec.hosts[0]"},
+		{"POST", "/v1/config/apply", "application/yaml", "", 400, "documents"},
+		{"POST", "/v1/config/apply", "application/yaml", "kind: Route\n  bad: [", 400, "documents[0]"},
+	} {
+		code, body := doType(t, tc.method, srv.URL+tc.path, tc.contentType, tc.body)
+		if code != tc.code || body["field"] != tc.field || body["error"] == "" {
+			t.Errorf("%s %s (%s) %q: %d %v, want %d field %q", tc.method, tc.path, tc.contentType, tc.body, code, body, tc.code, tc.field)
+		}
+		if reg.Revision() != rev {
+			t.Fatalf("revision moved from %d to %d", rev, reg.Revision())
+		}
 	}
 	if code, _, _ := do(t, "GET", inst, ""); code != 200 {
 		t.Fatal("instance damaged by bad requests")
@@ -453,6 +510,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	for _, want := range []string{
 		`cairn_registry_instances{health="none",status="UP"} 1`,
 		`cairn_registry_services 1`,
+		`cairn_registry_configs 0`,
 		`cairn_registry_renewals_total 1`,
 		`cairn_registry_evictions_total 0`,
 		`cairn_registry_self_preservation_active 0`,

@@ -63,6 +63,7 @@ type registryCollector struct{ reg *registry.Registry }
 
 var (
 	descServices  = prometheus.NewDesc("cairn_registry_services", "Services in the registry.", nil, nil)
+	descConfigs   = prometheus.NewDesc("cairn_registry_configs", "Config documents (routes, ...) in the registry.", nil, nil)
 	descInstances = prometheus.NewDesc("cairn_registry_instances", "Instances by effective status and health.", []string{"status", "health"}, nil)
 	descRevision  = prometheus.NewDesc("cairn_registry_revision", "Revision of the newest change.", nil, nil)
 	descRenewals  = prometheus.NewDesc("cairn_registry_renewals_total", "Lease renewals accepted.", nil, nil)
@@ -76,7 +77,7 @@ var (
 )
 
 func (c *registryCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descServices, descInstances, descRevision, descRenewals, descEvictions, descSPActive, descSPExpect, descSPActual, descSubs, descLag, descOldest} {
+	for _, d := range []*prometheus.Desc{descServices, descConfigs, descInstances, descRevision, descRenewals, descEvictions, descSPActive, descSPExpect, descSPActual, descSubs, descLag, descOldest} {
 		ch <- d
 	}
 }
@@ -87,6 +88,7 @@ func (c *registryCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(descServices, float64(st.Services))
+	gauge(descConfigs, float64(st.Configs))
 	for _, s := range []registry.Status{registry.StatusUp, registry.StatusDown, registry.StatusStarting, registry.StatusOutOfService, registry.StatusUnknown} {
 		for _, h := range []registry.Health{registry.HealthNone, registry.HealthUnknown, registry.HealthPassing, registry.HealthFailing} {
 			gauge(descInstances, float64(st.Counts[registry.StatusHealth{Status: s, Health: h}]), string(s), string(h))

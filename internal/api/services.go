@@ -129,6 +129,7 @@ type statusBody struct {
 	Services         int                       `json:"services"`
 	Instances        int                       `json:"instances"`
 	Healthy          int                       `json:"healthy"`
+	Configs          int                       `json:"configs"`
 	SelfPreservation registry.SelfPreservation `json:"selfPreservation"`
 	Feed             feedStatus                `json:"feed"`
 }
@@ -146,8 +147,8 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	subs, lag := feed.Subscribers()
 	body := statusBody{
 		Revision: st.Revision, Services: st.Services, Instances: st.Instances, Healthy: st.Healthy,
-		SelfPreservation: st.SelfPreservation,
-		Feed:             feedStatus{Head: feed.Head(), Oldest: feed.Oldest(), Subscribers: subs, MaxLag: lag},
+		Configs: st.Configs, SelfPreservation: st.SelfPreservation,
+		Feed: feedStatus{Head: feed.Head(), Oldest: feed.Oldest(), Subscribers: subs, MaxLag: lag},
 	}
 	writeIndexed(w, http.StatusOK, st.Revision, body)
 }

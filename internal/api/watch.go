@@ -19,11 +19,18 @@ const (
 	writeTimeout = 30 * time.Second
 )
 
-// block implements blocking queries: with ?index=N it returns once an event
-// after N concerns a service f covers, or when ?wait passes. Wakeups are
-// per service, so a filtered read (healthy=true) may return with data
-// that did not change; clients compare and wait again, as with Consul.
+// block implements blocking queries of services and instances: with
+// ?index=N it returns once an event after N concerns a service f covers,
+// or when ?wait passes. Wakeups are per service, so a filtered read
+// (healthy=true) may return with data that did not change; clients compare
+// and wait again, as with Consul. Config events do not wake them.
 func (s *Server) block(r *http.Request, f registry.Filter) error {
+	return s.blockOn(r, func(e *registry.Event) bool { return e.Kind != registry.KindConfig && f.MatchEvent(e) })
+}
+
+// blockOn is block for any read: it returns once an event after ?index
+// passes match, or when ?wait passes.
+func (s *Server) blockOn(r *http.Request, match func(*registry.Event) bool) error {
 	q := r.URL.Query()
 	iv := q.Get("index")
 	if iv == "" {
@@ -58,7 +65,7 @@ func (s *Server) block(r *http.Request, f registry.Filter) error {
 			return nil
 		}
 		for i := range evs {
-			if f.MatchService(evs[i].Namespace(), evs[i].ServiceName()) {
+			if match(&evs[i]) {
 				return nil
 			}
 		}
@@ -158,7 +165,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(evs) > 0 {
 			for i := range evs {
-				if !f.MatchService(evs[i].Namespace(), evs[i].ServiceName()) {
+				if !f.MatchEvent(&evs[i]) {
 					continue
 				}
 				// The SSE id goes on the last event of a revision only, so a

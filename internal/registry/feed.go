@@ -5,6 +5,8 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+
+	"github.com/cairnhq/cairn/internal/config"
 )
 
 // EventType says what happened to an object. The names are those of
@@ -23,6 +25,7 @@ type Kind string
 const (
 	KindService  Kind = "service"
 	KindInstance Kind = "instance"
+	KindConfig   Kind = "config" // a declarative document (config.Document): a Route, ...
 )
 
 // Reasons an event carries (Event.Reason).
@@ -36,34 +39,47 @@ const (
 	ReasonMetadata      = "metadata"
 	ReasonPut           = "put"
 	ReasonDeleteService = "delete-service"
+	ReasonApply         = "apply"  // a config document created or changed
+	ReasonDelete        = "delete" // a config document deleted
 )
 
-// Event is one change. Exactly one of Service and Instance is set; for a
-// deletion it is the last state of the object. Several events may share a
-// revision when one mutation changes several objects (a registration that
-// creates its service).
+// Event is one change. Exactly one of Service, Instance and Config is set
+// (as Kind says); for a deletion it is the last state of the object.
+// Several events may share a revision when one mutation changes several
+// objects (a registration that creates its service, an apply of several
+// documents).
 type Event struct {
-	Revision int64     `json:"revision"`
-	Type     EventType `json:"type"`
-	Kind     Kind      `json:"kind"`
-	Reason   string    `json:"reason,omitempty"` // register, deregister, evict, override, health, ...
-	Service  *Service  `json:"service,omitempty"`
-	Instance *Instance `json:"instance,omitempty"`
+	Revision int64            `json:"revision"`
+	Type     EventType        `json:"type"`
+	Kind     Kind             `json:"kind"`
+	Reason   string           `json:"reason,omitempty"` // register, deregister, evict, override, health, apply, ...
+	Service  *Service         `json:"service,omitempty"`
+	Instance *Instance        `json:"instance,omitempty"`
+	Config   *config.Document `json:"config,omitempty"`
 }
 
-// Namespace and ServiceName return the service the event concerns.
+// Namespace returns the namespace of the object the event concerns.
 func (e *Event) Namespace() string {
-	if e.Instance != nil {
+	switch {
+	case e.Instance != nil:
 		return e.Instance.Namespace
+	case e.Service != nil:
+		return e.Service.Namespace
+	case e.Config != nil:
+		return e.Config.Metadata.Namespace
 	}
-	return e.Service.Namespace
+	return ""
 }
 
+// ServiceName returns the service the event concerns; "" for a config event.
 func (e *Event) ServiceName() string {
-	if e.Instance != nil {
+	switch {
+	case e.Instance != nil:
 		return e.Instance.Service
+	case e.Service != nil:
+		return e.Service.Name
 	}
-	return e.Service.Name
+	return ""
 }
 
 // ErrCompacted is returned to a reader whose position is older than the

@@ -19,6 +19,13 @@ func (f *Filter) MatchService(namespace, name string) bool {
 	return (f.Namespace == "" || f.Namespace == namespace) && (f.Service == "" || f.Service == name)
 }
 
+// MatchEvent reports whether an event may concern a reader of f (a watch
+// stream): service and instance events by their service, config events
+// when f names no service and their namespace is f's (or f has none).
+func (f *Filter) MatchEvent(e *Event) bool {
+	return f.MatchService(e.Namespace(), e.ServiceName())
+}
+
 // Match reports whether the instance (of service svc, which may be nil)
 // passes the filter.
 func (f *Filter) Match(in *Instance, svc *Service) bool {

@@ -6,14 +6,18 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/cairnhq/cairn/internal/config"
 )
 
 // op is one logged change. Exactly one field is set.
 type op struct {
-	PutService     *Service     `json:"ps,omitempty"`
-	DeleteService  *ServiceKey  `json:"ds,omitempty"`
-	PutInstance    *Instance    `json:"pi,omitempty"`
-	DeleteInstance *InstanceKey `json:"di,omitempty"`
+	PutService     *Service         `json:"ps,omitempty"`
+	DeleteService  *ServiceKey      `json:"ds,omitempty"`
+	PutInstance    *Instance        `json:"pi,omitempty"`
+	DeleteInstance *InstanceKey     `json:"di,omitempty"`
+	PutConfig      *config.Document `json:"pc,omitempty"`
+	DeleteConfig   *config.Key      `json:"dc,omitempty"`
 }
 
 // record is what one mutation writes to the log.
@@ -31,13 +35,16 @@ func encodeRecord(m *mutation) []byte {
 	return b
 }
 
-// snapshotHeader opens a snapshot file; the services and instances follow
-// as one JSON value per line, so a large registry streams in and out.
+// snapshotHeader opens a snapshot file; the services, instances and config
+// documents follow, in that order, as one JSON value per line, so a large
+// registry streams in and out. A snapshot written before documents existed
+// has no "configs" and reads as none.
 type snapshotHeader struct {
 	Version   int   `json:"version"`
 	Revision  int64 `json:"revision"`
 	Services  int   `json:"services"`
 	Instances int   `json:"instances"`
+	Configs   int   `json:"configs,omitempty"`
 }
 
 // restore rebuilds the state from the log. Restored leases count from now:
@@ -69,6 +76,13 @@ func (r *Registry) restore() error {
 				return err
 			}
 			r.applyOp(op{PutInstance: &in}, now)
+		}
+		for i := 0; i < h.Configs; i++ {
+			var d config.Document
+			if err := dec.Decode(&d); err != nil {
+				return err
+			}
+			r.applyOp(op{PutConfig: &d}, now)
 		}
 		return nil
 	}
@@ -128,6 +142,10 @@ func (r *Registry) applyOp(o op, now time.Time) {
 				delete(se.instances, k.ID)
 			}
 		}
+	case o.PutConfig != nil:
+		r.configs[o.PutConfig.Key()] = o.PutConfig
+	case o.DeleteConfig != nil:
+		delete(r.configs, *o.DeleteConfig)
 	}
 }
 
@@ -162,7 +180,7 @@ func (r *Registry) Compact() error {
 	start := time.Now()
 	r.mu.Lock()
 	seq := r.wal.Rotate()
-	h := snapshotHeader{Version: 1, Revision: r.rev, Services: len(r.services), Instances: r.total}
+	h := snapshotHeader{Version: 1, Revision: r.rev, Services: len(r.services), Instances: r.total, Configs: len(r.configs)}
 	svcs := make([]*Service, 0, len(r.services))
 	insts := make([]*Instance, 0, r.total)
 	for _, se := range r.services {
@@ -170,6 +188,10 @@ func (r *Registry) Compact() error {
 		for _, e := range se.instances {
 			insts = append(insts, e.inst)
 		}
+	}
+	docs := make([]*config.Document, 0, len(r.configs))
+	for _, d := range r.configs {
+		docs = append(docs, d)
 	}
 	r.mu.Unlock()
 	var size countingWriter
@@ -187,6 +209,11 @@ func (r *Registry) Compact() error {
 		}
 		for _, in := range insts {
 			if err := enc.Encode(in); err != nil {
+				return err
+			}
+		}
+		for _, d := range docs {
+			if err := enc.Encode(d); err != nil {
 				return err
 			}
 		}

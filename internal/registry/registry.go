@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cairnhq/cairn/internal/config"
 	"github.com/cairnhq/cairn/internal/store"
 )
 
@@ -101,7 +102,8 @@ type Registry struct {
 	mu       sync.RWMutex
 	rev      int64
 	services map[ServiceKey]*svcEntry
-	leased   int // instances with a TTL
+	configs  map[config.Key]*config.Document // immutable documents, replaced on change (config.go)
+	leased   int                             // instances with a TTL
 	total    int
 
 	startedAt  time.Time
@@ -127,6 +129,7 @@ func New(cfg Config, wal *store.WAL) (*Registry, error) {
 		log:      cfg.Logger.With("component", "registry"),
 		wal:      wal,
 		services: map[ServiceKey]*svcEntry{},
+		configs:  map[config.Key]*config.Document{},
 	}
 	r.renewBuckets = make([]renewBucket, int(cfg.RenewalWindow/time.Second)+1)
 	r.startedAt = cfg.Now()
@@ -139,7 +142,10 @@ func New(cfg Config, wal *store.WAL) (*Registry, error) {
 	}
 	if r.total > 0 {
 		r.evictAfter = r.startedAt.Add(cfg.RestoreGrace)
-		r.log.Info("restored registry", "revision", r.rev, "services", len(r.services), "instances", r.total, "evictions_paused_until", r.evictAfter)
+	}
+	if r.total > 0 || len(r.configs) > 0 {
+		r.log.Info("restored registry", "revision", r.rev, "services", len(r.services), "instances", r.total,
+			"configs", len(r.configs), "evictions_paused_until", r.evictAfter)
 	}
 	r.feed = NewFeed(cfg.FeedCapacity, r.rev)
 	return r, nil
@@ -722,17 +728,24 @@ func sortInstances(out []*Instance) {
 // Snapshot is the whole state at one revision, for readers that (re)build
 // their view before following the feed from Revision.
 type Snapshot struct {
-	Epoch     string      `json:"epoch"`
-	Revision  int64       `json:"revision"`
-	Services  []*Service  `json:"services"`
-	Instances []*Instance `json:"instances"`
+	Epoch     string             `json:"epoch"`
+	Revision  int64              `json:"revision"`
+	Services  []*Service         `json:"services"`
+	Instances []*Instance        `json:"instances"`
+	Configs   []*config.Document `json:"configs"`
 }
 
-// Snapshot returns the services and instances passing f at one revision.
+// Snapshot returns the services and instances passing f at one revision,
+// and the config documents of f's namespace when f names no service (the
+// events a reader of f follows: Filter.MatchEvent).
 func (r *Registry) Snapshot(f Filter) *Snapshot {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	s := &Snapshot{Epoch: r.epoch, Revision: r.rev, Services: []*Service{}, Instances: []*Instance{}}
+	s := &Snapshot{Epoch: r.epoch, Revision: r.rev, Services: []*Service{}, Instances: []*Instance{},
+		Configs: []*config.Document{}}
+	if f.Service == "" {
+		s.Configs = r.configDocsLocked("", f.Namespace)
+	}
 	for k, se := range r.services {
 		if !f.MatchService(k.Namespace, k.Name) {
 			continue
@@ -756,6 +769,7 @@ type Stats struct {
 	Revision         int64
 	Services         int
 	Instances        int
+	Configs          int // config documents
 	Leased           int
 	Healthy          int
 	Counts           map[StatusHealth]int // instances by effective status and health
@@ -795,8 +809,8 @@ func (r *Registry) SelfPreservationState() SelfPreservation {
 // Stats returns the current counts.
 func (r *Registry) Stats() Stats {
 	r.mu.RLock()
-	st := Stats{Revision: r.rev, Services: len(r.services), Instances: r.total, Leased: r.leased,
-		Counts: map[StatusHealth]int{}}
+	st := Stats{Revision: r.rev, Services: len(r.services), Instances: r.total, Configs: len(r.configs),
+		Leased: r.leased, Counts: map[StatusHealth]int{}}
 	r.mu.RUnlock()
 	r.eachService(func(se *svcEntry) {
 		for _, e := range se.instances {

@@ -6,7 +6,8 @@
 //
 // Three layers:
 //
-//   - Client: one method per API call (Register, Renew, Instances, Watch, ...).
+//   - Client: one method per API call (Register, Renew, Instances, Watch,
+//     ApplyConfig, ...).
 //     Answers other than 2xx become *APIError; IsNotFound tells 404s apart.
 //   - Registration (KeepRegistered): keeps one instance registered: renews
 //     its lease, registers it again when the server forgot it (restart,

@@ -314,29 +314,36 @@ type Kind string
 const (
 	KindService  Kind = "service"
 	KindInstance Kind = "instance"
+	KindConfig   Kind = "config" // a ConfigDocument (a Route, ...)
 )
 
-// Event is one change of the watch stream. Exactly one of Service and
-// Instance is set; for a deletion it is the object's last state. Several
-// events may share a revision (a registration that creates its service).
+// Event is one change of the watch stream. Exactly one of Service,
+// Instance and Config is set, as Kind says; for a deletion it is the
+// object's last state. Several events may share a revision (a registration
+// that creates its service, an apply of several documents).
 type Event struct {
-	Revision int64     `json:"revision"`
-	Type     EventType `json:"type"`
-	Kind     Kind      `json:"kind"`
-	Reason   string    `json:"reason,omitempty"` // register, deregister, evict, override, status, health, delete-service, put
-	Service  *Service  `json:"service,omitempty"`
-	Instance *Instance `json:"instance,omitempty"`
+	Revision int64           `json:"revision"`
+	Type     EventType       `json:"type"`
+	Kind     Kind            `json:"kind"`
+	Reason   string          `json:"reason,omitempty"` // register, deregister, evict, override, status, health, delete-service, put, apply, delete
+	Service  *Service        `json:"service,omitempty"`
+	Instance *Instance       `json:"instance,omitempty"`
+	Config   *ConfigDocument `json:"config,omitempty"`
 }
 
 // Snapshot is the whole state (within the watch's scope) at one revision.
 // Resync is true when it replaces a state the reader already had: the
 // reader fell behind what the server's feed holds, or the server restarted.
+//
+// Configs holds the config documents of the watch's namespace (all of them
+// without one); a watch of one service gets none.
 type Snapshot struct {
-	Epoch     string      `json:"epoch,omitempty"`
-	Revision  int64       `json:"revision"`
-	Resync    bool        `json:"resync"`
-	Services  []*Service  `json:"services"`
-	Instances []*Instance `json:"instances"`
+	Epoch     string           `json:"epoch,omitempty"`
+	Revision  int64            `json:"revision"`
+	Resync    bool             `json:"resync"`
+	Services  []*Service       `json:"services"`
+	Instances []*Instance      `json:"instances"`
+	Configs   []ConfigDocument `json:"configs"`
 }
 
 // ServerStatus is the answer of GET /v1/status.
@@ -345,6 +352,7 @@ type ServerStatus struct {
 	Services         int              `json:"services"`
 	Instances        int              `json:"instances"`
 	Healthy          int              `json:"healthy"`
+	Configs          int              `json:"configs"` // config documents
 	SelfPreservation SelfPreservation `json:"selfPreservation"`
 	Feed             FeedStatus       `json:"feed"`
 }
