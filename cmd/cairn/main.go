@@ -29,6 +29,7 @@ func commands() []command {
 	cmds := []command{
 		{"server", "run the Cairn server (production: bind addresses from flags, no demo content)", runServer},
 		{"dev", "run the Cairn server on 127.0.0.1 for development (embedded store under --data-dir)", runDev},
+		{"proxy", "run the gateway: routes from a server (--server) or a file (--config)", runProxy},
 	}
 	cmds = append(cmds, cliCommands()...)
 	cmds = append(cmds, command{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) error {
@@ -68,6 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		err := c.run(ctx, args[1:], stdout, stderr)
+		var ee *exitError
 		switch {
 		case err == nil:
 			return 0
@@ -75,6 +77,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		case errors.Is(err, errUsage):
 			return 2
+		case errors.As(err, &ee):
+			if ee.err != nil {
+				fmt.Fprintf(stderr, "cairn %s: %s\n", c.name, oneLine(ee.err.Error()))
+			}
+			return ee.code
 		default:
 			fmt.Fprintf(stderr, "cairn %s: %s\n", c.name, oneLine(err.Error()))
 			return 1

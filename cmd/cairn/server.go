@@ -42,6 +42,8 @@ type serverConfig struct {
 	dnsUpstreams string
 	dnsForwards  forwardFlags
 	dnsCache     int
+
+	gw gatewayFlags
 }
 
 // forwardFlags collects --dns-forward SUFFIX=ADDR[,ADDR...] flags.
@@ -98,6 +100,11 @@ func serverFlags(name string, stderr io.Writer, dev bool) (*flag.FlagSet, *serve
 	c.dnsForwards = forwardFlags{}
 	fs.Var(c.dnsForwards, "dns-forward", "forward names under SUFFIX to other servers, e.g. another cluster's Cairn: SUFFIX=IP:PORT[,IP:PORT] (repeatable)")
 	fs.IntVar(&c.dnsCache, "dns-cache-size", 10000, "entries of the cache of forwarded answers (-1: off)")
+	defGateway := "off"
+	if dev {
+		defGateway = "127.0.0.1:8080"
+	}
+	c.gw.register(fs, "gateway-", defGateway, "-")
 	return fs, c
 }
 
@@ -248,6 +255,19 @@ func serve(ctx context.Context, name string, args []string, stdout, stderr io.Wr
 		case err := <-errc:
 			return err
 		}
+	}
+	if c.gw.enabled() {
+		gw, err := startLocalGateway(ctx, &c.gw, reg, pr, logger, stdout)
+		if err != nil {
+			return fmt.Errorf("--gateway-*: %w", err)
+		}
+		defer gw.stop(logger)
+		fmt.Fprintf(stdout, "cairn %s: gateway on %s (routes: cairn apply -f FILE)\n", name, gw.describe())
+		go func() {
+			if err := <-gw.srv.Err(); err != nil {
+				errc <- fmt.Errorf("gateway: %w", err)
+			}
+		}()
 	}
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -475,7 +475,7 @@ func checkHost(h string) *FieldError {
 		}
 		for i := 0; i < len(l); i++ {
 			c := l[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
 				return fieldErr("", "%q is not a host name or *.suffix", h)
 			}
 		}

@@ -46,6 +46,7 @@ type server struct {
 	cmd    *exec.Cmd
 	URL    string
 	DNS    string // host:port of its DNS server (UDP and TCP)
+	GW     string // URL of its gateway
 	stderr *syncBuffer
 	done   chan struct{}
 }
@@ -70,19 +71,36 @@ func (s *syncBuffer) String() string {
 var (
 	listenRE = regexp.MustCompile(`HTTP API on (http://\S+)`)
 	dnsRE    = regexp.MustCompile(`DNS on (\S+)`)
+	gwRE     = regexp.MustCompile(`gateway on (http://\S+)`)
 )
 
-// startCairn runs `cairn <mode> --http-addr 127.0.0.1:0 --dns-addr 127.0.0.1:0 args...` and waits
-// for it to say where it listens.
+// startCairn runs `cairn <mode> --http-addr 127.0.0.1:0 --dns-addr 127.0.0.1:0
+// --gateway-addr 127.0.0.1:0 args...` and waits for it to say where it listens.
 func startCairn(t *testing.T, mode string, args ...string) *server {
 	t.Helper()
-	args = append([]string{mode, "--http-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0"}, args...)
+	args = append([]string{mode, "--http-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0"}, args...)
+	s := &server{}
+	launch(t, s, args, want{listenRE, &s.URL}, want{dnsRE, &s.DNS}, want{gwRE, &s.GW})
+	return s
+}
+
+// want is a line a process prints when it starts, and where the first
+// submatch goes.
+type want struct {
+	re  *regexp.Regexp
+	dst *string
+}
+
+// launch runs cairn with args and waits until it has printed every wanted
+// line; later output is discarded.
+func launch(t *testing.T, s *server, args []string, wants ...want) {
+	t.Helper()
 	cmd := exec.Command(cairnBin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	s.t, s.cmd, s.stderr, s.done = t, cmd, &syncBuffer{}, make(chan struct{})
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -97,21 +115,28 @@ func startCairn(t *testing.T, mode string, args ...string) *server {
 		close(lines)
 	}()
 	deadline := time.After(30 * time.Second)
-	for s.URL == "" || s.DNS == "" {
+	missing := func() bool {
+		for _, w := range wants {
+			if *w.dst == "" {
+				return true
+			}
+		}
+		return false
+	}
+	for missing() {
 		select {
 		case line, ok := <-lines:
 			if !ok {
-				t.Fatalf("cairn exited before listening; stderr:\n%s", s.stderr)
+				t.Fatalf("cairn %s exited before listening; stderr:\n%s", args[0], s.stderr)
 			}
-			if m := listenRE.FindStringSubmatch(line); m != nil {
-				s.URL = m[1]
-			}
-			if m := dnsRE.FindStringSubmatch(line); m != nil {
-				s.DNS = m[1]
+			for _, w := range wants {
+				if m := w.re.FindStringSubmatch(line); m != nil && *w.dst == "" {
+					*w.dst = m[1]
+				}
 			}
 		case <-deadline:
 			s.kill()
-			t.Fatalf("cairn did not report its address in 30s; stderr:\n%s", s.stderr)
+			t.Fatalf("cairn %s did not report its addresses in 30s; stderr:\n%s", args[0], s.stderr)
 		}
 	}
 	go func() {
@@ -119,7 +144,6 @@ func startCairn(t *testing.T, mode string, args ...string) *server {
 		}
 	}()
 	t.Cleanup(s.kill)
-	return s
 }
 
 // kill sends SIGKILL (kill -9) and waits for the process to be gone.

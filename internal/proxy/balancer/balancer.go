@@ -24,6 +24,9 @@ type Endpoint struct {
 	Addr   string
 	Weight int // ≥ 1; 0 is read as 1
 	Zone   string
+	// Owner is the caller's state for the endpoint (the proxy's connection
+	// pool), so a pick leads to it without a map lookup.
+	Owner any
 
 	active   atomic.Int64  // requests in flight
 	ewma     atomic.Uint64 // float64 bits: peak EWMA of latency, in ns
@@ -58,6 +61,19 @@ func (e *Endpoint) Start() func(latency time.Duration, ok bool) {
 		if ok {
 			e.Observe(latency, time.Now())
 		}
+	}
+}
+
+// Begin counts a request in flight; End must follow once. Unlike Start it
+// allocates nothing.
+func (e *Endpoint) Begin() { e.active.Add(1) }
+
+// End ends a request Begin counted, with its latency (to the response
+// headers) and whether it got an answer.
+func (e *Endpoint) End(latency time.Duration, ok bool, now time.Time) {
+	e.active.Add(-1)
+	if ok {
+		e.Observe(latency, now)
 	}
 }
 

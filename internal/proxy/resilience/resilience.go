@@ -35,6 +35,10 @@ func NewBudget(ratio float64, minPerSecond int) *Budget {
 	return b
 }
 
+// Ratio and MinPerSecond return what the budget was made with.
+func (b *Budget) Ratio() float64    { return float64(b.ratio) / 1000 }
+func (b *Budget) MinPerSecond() int { return int(b.minPerS / 1000) }
+
 // Request records a request (not a retry).
 func (b *Budget) Request() { b.add(b.ratio) }
 

@@ -1,5 +1,6 @@
 // Package router matches requests to routes: by host (exact or wildcard),
-// path (exact, prefix, regex), method, headers and query parameters. A
+// path (exact, prefix, regex), method, headers, query parameters and
+// cookies. A
 // Table is compiled once per configuration and is immutable; Lookup takes
 // no lock and allocates nothing for the common matches.
 //
@@ -14,7 +15,8 @@
 //     beats a prefix (as in Kong: a catch-all prefix never shadows a
 //     regex), and a longer prefix beats a shorter one.
 //  3. Then a route that names methods beats one that does not, then more
-//     header matches beat fewer, then more query matches beat fewer.
+//     header and cookie matches beat fewer, then more query matches beat
+//     fewer.
 //  4. Then the order in which routes were given.
 package router
 
@@ -54,6 +56,7 @@ type Route struct {
 	Methods []string
 	Headers []ValueMatch
 	Query   []ValueMatch
+	Cookies []ValueMatch
 	Target  any
 }
 
@@ -99,6 +102,7 @@ type compiled struct {
 	methods []string
 	headers []valueMatcher
 	query   []valueMatcher
+	cookies []valueMatcher
 }
 
 type valueMatcher struct {
@@ -210,7 +214,7 @@ func compile(r *Route, i int) (*compiled, error) {
 		in     []ValueMatch
 		out    *[]valueMatcher
 		header bool
-	}{{"headers", r.Headers, &c.headers, true}, {"query", r.Query, &c.query, false}} {
+	}{{"headers", r.Headers, &c.headers, true}, {"query", r.Query, &c.query, false}, {"cookies", r.Cookies, &c.cookies, false}} {
 		for j, m := range list.in {
 			vm, err := compileValue(m, list.header)
 			if err != nil {
@@ -276,7 +280,7 @@ func sortRoutes(rs []*compiled) {
 			}
 			return 1
 		}
-		if d := len(b.headers) - len(a.headers); d != 0 {
+		if d := len(b.headers) + len(b.cookies) - len(a.headers) - len(a.cookies); d != 0 {
 			return d
 		}
 		if d := len(b.query) - len(a.query); d != 0 {
@@ -354,8 +358,37 @@ func (c *compiled) matches(r *http.Request, path string) bool {
 			return false
 		}
 	}
+	for i := range c.cookies {
+		m := &c.cookies[i]
+		v, ok := cookieValue(r.Header["Cookie"], m.name)
+		if !ok || !m.match(v) {
+			return false
+		}
+	}
 	return true
 }
+
+// cookieValue finds a cookie in the Cookie headers without parsing them
+// all (http.Request.Cookie allocates every cookie).
+func cookieValue(lines []string, name string) (string, bool) {
+	for _, line := range lines {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if k == name {
+				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+					v = v[1 : len(v)-1]
+				}
+				return v, true
+			}
+		}
+	}
+	return "", false
+}
+
+// CookieValue is cookieValue for the proxy's hash keys.
+func CookieValue(h http.Header, name string) (string, bool) { return cookieValue(h["Cookie"], name) }
 
 func (m *valueMatcher) matchAny(vs []string) bool {
 	for _, v := range vs {

@@ -1,0 +1,480 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The HTTP/1.1 client of the hot path. net/http's Transport spends most
+// of a small proxied request on its per-connection goroutines, channels and
+// header copies; this writes the request straight from the incoming one
+// into a pooled connection and parses the response head with one
+// allocation for all its strings.
+
+// hopHeaders are the hop-by-hop headers (RFC 9110 7.6.1) a proxy must not
+// forward, plus Proxy-Connection, which old clients still send.
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+func isHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// connectionListed reports whether h's Connection header names k, which
+// makes k hop-by-hop too.
+func connectionListed(h http.Header, k string) bool {
+	for _, v := range h["Connection"] {
+		for v != "" {
+			var tok string
+			tok, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(textproto.TrimString(tok), k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// outbound is what the handler decided about the request that goes
+// upstream: the parts of it that differ from the incoming one.
+type outbound struct {
+	method    string
+	path      string // path and query as sent upstream
+	host      string
+	xff       string // the X-Forwarded-For value to send
+	xfh       string // X-Forwarded-Host: the Host the client asked for
+	proto     string // X-Forwarded-Proto
+	requestID string
+	header    http.Header // the incoming headers
+	body      io.Reader   // nil: none
+	length    int64       // -1: unknown, sent chunked
+	trailer   http.Header // request trailers (chunked bodies), read after body
+	upgrade   string      // the Upgrade header for a WebSocket handshake
+}
+
+// writeRequest writes the request head and body to a pooled connection.
+func (o *outbound) writeH1(bw *bufio.Writer, buf []byte) error {
+	bw.WriteString(o.method)
+	bw.WriteByte(' ')
+	bw.WriteString(o.path)
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(o.host)
+	bw.WriteString("\r\n")
+	hasConnHeader := len(o.header["Connection"]) > 0
+	for k, vs := range o.header {
+		// Expect was answered by this hop's server (it sent 100 Continue
+		// when the body was read); the body follows the head at once.
+		if isHop(k) || k == "Host" || k == "X-Forwarded-For" || k == "X-Forwarded-Proto" || k == "X-Forwarded-Host" || k == "X-Request-Id" || k == "Content-Length" || k == "Expect" {
+			continue
+		}
+		if hasConnHeader && connectionListed(o.header, k) {
+			continue
+		}
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			writeHeaderValue(bw, v)
+			bw.WriteString("\r\n")
+		}
+	}
+	bw.WriteString("X-Forwarded-For: ")
+	bw.WriteString(o.xff)
+	bw.WriteString("\r\nX-Forwarded-Proto: ")
+	bw.WriteString(o.proto)
+	bw.WriteString("\r\nX-Forwarded-Host: ")
+	writeHeaderValue(bw, o.xfh)
+	bw.WriteString("\r\nX-Request-Id: ")
+	writeHeaderValue(bw, o.requestID)
+	bw.WriteString("\r\n")
+	if o.upgrade != "" {
+		bw.WriteString("Connection: Upgrade\r\nUpgrade: ")
+		writeHeaderValue(bw, o.upgrade)
+		bw.WriteString("\r\n")
+	}
+	switch {
+	case o.body == nil:
+		if o.method == http.MethodPost || o.method == http.MethodPut || o.method == http.MethodPatch {
+			bw.WriteString("Content-Length: 0\r\n")
+		}
+		bw.WriteString("\r\n")
+	case o.length >= 0:
+		bw.WriteString("Content-Length: ")
+		var nb [20]byte
+		bw.Write(strconv.AppendInt(nb[:0], o.length, 10))
+		bw.WriteString("\r\n\r\n")
+		n, err := io.CopyBuffer(bw, io.LimitReader(o.body, o.length), buf)
+		if err != nil {
+			return &bodyError{err}
+		}
+		if n != o.length {
+			return &bodyError{io.ErrUnexpectedEOF}
+		}
+	default:
+		bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+		for {
+			n, err := o.body.Read(buf)
+			if n > 0 {
+				bw.WriteString(strconv.FormatInt(int64(n), 16))
+				bw.WriteString("\r\n")
+				bw.Write(buf[:n])
+				bw.WriteString("\r\n")
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return &bodyError{err}
+			}
+		}
+		bw.WriteString("0\r\n")
+		for k, vs := range o.trailer {
+			for _, v := range vs {
+				bw.WriteString(k)
+				bw.WriteString(": ")
+				writeHeaderValue(bw, v)
+				bw.WriteString("\r\n")
+			}
+		}
+		bw.WriteString("\r\n")
+	}
+	return bw.Flush()
+}
+
+// writeHeaderValue writes v with any CR or LF replaced by a space: a
+// value must never split into two header lines upstream.
+func writeHeaderValue(bw *bufio.Writer, v string) {
+	if strings.IndexByte(v, '\r') < 0 && strings.IndexByte(v, '\n') < 0 {
+		bw.WriteString(v)
+		return
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '\r' || c == '\n' {
+			c = ' '
+		}
+		bw.WriteByte(c)
+	}
+}
+
+// bodyError is a failure reading the client's request body: the client's
+// fault, not the backend's, and never retried.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "reading request body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+// resetError is a connection that broke after the request was sent, before
+// a complete response head arrived.
+type resetError struct{ err error }
+
+func (e *resetError) Error() string { return "upstream reset: " + e.err.Error() }
+func (e *resetError) Unwrap() error { return e.err }
+
+// maxHeadBytes bounds a response head.
+const maxHeadBytes = 64 << 10
+
+// respHead is a parsed response head.
+type respHead struct {
+	status    int
+	minor     int // HTTP/1.minor
+	header    http.Header
+	length    int64 // -1: unknown
+	chunked   bool
+	close     bool // Connection: close, or HTTP/1.0 without keep-alive
+	noBody    bool
+	anyHeader bool // a byte of the response arrived
+}
+
+// readHead reads a response head into h (cleared first). 1xx responses
+// other than 101 are skipped.
+func (uc *upConn) readHead(h http.Header, method string) (respHead, error) {
+	for {
+		rh, err := uc.readOneHead(h, method)
+		if err != nil {
+			return rh, err
+		}
+		if rh.status >= 100 && rh.status < 200 && rh.status != http.StatusSwitchingProtocols {
+			clear(h)
+			continue
+		}
+		return rh, nil
+	}
+}
+
+func (uc *upConn) readOneHead(h http.Header, method string) (rh respHead, err error) {
+	rh.length = -1
+	buf := uc.hdr[:0]
+	lines := 0
+	for {
+		line, err := uc.br.ReadSlice('\n')
+		if len(line) > 0 {
+			rh.anyHeader = true
+		}
+		if err != nil {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				return rh, fmt.Errorf("upstream response head line longer than %d bytes", uc.br.Size())
+			}
+			return rh, &resetError{err}
+		}
+		if len(buf)+len(line) > maxHeadBytes {
+			return rh, fmt.Errorf("upstream response head larger than %d bytes", maxHeadBytes)
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			if lines == 0 {
+				continue // tolerate a stray blank line before the status
+			}
+			break
+		}
+		buf = append(buf, line...)
+		buf = append(buf, '\n')
+		lines++
+	}
+	uc.hdr = buf
+	head := string(buf) // the one allocation for every string of the head
+	statusLine, rest, _ := strings.Cut(head, "\n")
+	proto, statusText, ok := strings.Cut(statusLine, " ")
+	if !ok || len(proto) != 8 || !strings.HasPrefix(proto, "HTTP/1.") {
+		return rh, fmt.Errorf("malformed upstream status line %q", statusLine)
+	}
+	rh.minor = int(proto[7] - '0')
+	code := statusText
+	if i := strings.IndexByte(statusText, ' '); i >= 0 {
+		code = statusText[:i]
+	}
+	if len(code) != 3 {
+		return rh, fmt.Errorf("malformed upstream status %q", statusLine)
+	}
+	rh.status, err = strconv.Atoi(code)
+	if err != nil || rh.status < 100 {
+		return rh, fmt.Errorf("malformed upstream status %q", statusLine)
+	}
+	clear(h)
+	vals := make([]string, lines-1)
+	vi := 0
+	keepAlive := false
+	for rest != "" {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || k == "" || strings.ContainsAny(k, " \t") {
+			if line[0] == ' ' || line[0] == '\t' {
+				return rh, errors.New("upstream response uses obsolete header folding")
+			}
+			return rh, fmt.Errorf("malformed upstream header line %q", line)
+		}
+		k = canonicalKey(k)
+		v = textproto.TrimString(v)
+		switch k {
+		case "Content-Length":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 || (rh.length >= 0 && rh.length != n) {
+				return rh, fmt.Errorf("bad upstream Content-Length %q", v)
+			}
+			rh.length = n
+		case "Transfer-Encoding":
+			if strings.EqualFold(v, "chunked") {
+				rh.chunked = true
+			} else {
+				return rh, fmt.Errorf("unsupported upstream Transfer-Encoding %q", v)
+			}
+			continue
+		case "Connection":
+			if strings.EqualFold(v, "close") {
+				rh.close = true
+			} else if strings.EqualFold(v, "keep-alive") {
+				keepAlive = true
+			}
+		}
+		if old, ok := h[k]; ok {
+			h[k] = append(old, v)
+		} else {
+			vals[vi] = v
+			h[k] = vals[vi : vi+1 : vi+1]
+			vi++
+		}
+	}
+	if rh.minor == 0 && !keepAlive {
+		rh.close = true
+	}
+	if rh.chunked {
+		rh.length = -1 // RFC 9112 6.3: chunked wins
+	}
+	if method == http.MethodHead || rh.status == http.StatusNoContent || rh.status == http.StatusNotModified || (rh.status >= 100 && rh.status < 200) {
+		rh.noBody = true
+		rh.length = 0
+	}
+	if !rh.noBody && !rh.chunked && rh.length < 0 {
+		rh.close = true // the body runs to the end of the connection
+	}
+	return rh, nil
+}
+
+// canonicalKey returns the canonical form of a header name, without
+// allocating when it already is canonical (the common case).
+func canonicalKey(k string) string {
+	upper := true
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			return textproto.CanonicalMIMEHeaderKey(k)
+		}
+		upper = c == '-'
+	}
+	return k
+}
+
+// bodyReader reads one response body off a pooled connection, setting the
+// connection's read deadline before each read (idle timeout).
+type bodyReader struct {
+	uc        *upConn
+	remaining int64 // Content-Length bodies: bytes left; -1: read to close
+	chunked   bool
+	chunkLeft int64 // chunked: bytes left in the current chunk
+	done      bool
+	trailer   http.Header
+	idle      time.Duration
+	err       error
+	// closeAfter: the connection cannot carry another exchange after this
+	// body (Connection: close, or a body that runs to the end).
+	closeAfter bool
+}
+
+func (b *bodyReader) reset(uc *upConn, rh *respHead, idle time.Duration) {
+	*b = bodyReader{uc: uc, remaining: rh.length, chunked: rh.chunked, idle: idle, closeAfter: rh.close}
+	if rh.noBody || rh.length == 0 {
+		b.done = true
+	}
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.idle > 0 {
+		_ = b.uc.c.SetReadDeadline(time.Now().Add(b.idle))
+	}
+	switch {
+	case b.chunked:
+		return b.readChunked(p)
+	case b.remaining < 0:
+		n, err := b.uc.br.Read(p)
+		if err == io.EOF {
+			b.done = true
+		} else if err != nil {
+			b.err = err
+		}
+		return n, err
+	default:
+		if int64(len(p)) > b.remaining {
+			p = p[:b.remaining]
+		}
+		n, err := b.uc.br.Read(p)
+		b.remaining -= int64(n)
+		if b.remaining == 0 {
+			b.done = true
+			return n, nil
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			b.err = err
+		}
+		return n, err
+	}
+}
+
+func (b *bodyReader) readChunked(p []byte) (int, error) {
+	if b.chunkLeft == 0 {
+		line, err := b.readLine()
+		if err != nil {
+			return 0, b.fail(err)
+		}
+		if i := bytes.IndexByte(line, ';'); i >= 0 {
+			line = line[:i] // chunk extensions are ignored
+		}
+		n, err := strconv.ParseInt(string(bytes.TrimSpace(line)), 16, 64)
+		if err != nil || n < 0 {
+			return 0, b.fail(fmt.Errorf("malformed chunk size %q", line))
+		}
+		if n == 0 {
+			return 0, b.readTrailer()
+		}
+		b.chunkLeft = n
+	}
+	if int64(len(p)) > b.chunkLeft {
+		p = p[:b.chunkLeft]
+	}
+	n, err := b.uc.br.Read(p)
+	b.chunkLeft -= int64(n)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return n, b.fail(err)
+	}
+	if b.chunkLeft == 0 {
+		line, err := b.readLine()
+		if err != nil || len(line) != 0 {
+			return n, b.fail(errors.New("malformed chunk end"))
+		}
+	}
+	return n, nil
+}
+
+func (b *bodyReader) readLine() ([]byte, error) {
+	line, err := b.uc.br.ReadSlice('\n')
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return bytes.TrimRight(line, "\r\n"), nil
+}
+
+func (b *bodyReader) readTrailer() error {
+	for {
+		line, err := b.readLine()
+		if err != nil {
+			return b.fail(err)
+		}
+		if len(line) == 0 {
+			b.done = true
+			return io.EOF
+		}
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return b.fail(fmt.Errorf("malformed trailer %q", line))
+		}
+		if b.trailer == nil {
+			b.trailer = http.Header{}
+		}
+		key := textproto.CanonicalMIMEHeaderKey(string(bytes.TrimSpace(k)))
+		b.trailer[key] = append(b.trailer[key], string(bytes.TrimSpace(v)))
+	}
+}
+
+func (b *bodyReader) fail(err error) error {
+	b.err = err
+	return err
+}

@@ -1,0 +1,649 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairnhq/cairn/internal/config"
+	"github.com/cairnhq/cairn/internal/proxy/balancer"
+	"github.com/cairnhq/cairn/internal/proxy/router"
+)
+
+// maxReplayBody is the largest request body buffered so a failed try can
+// be retried; larger bodies stream and are not retried once sent.
+const maxReplayBody = 64 << 10
+
+// idleBodyTimeout bounds the wait for the next bytes of a response body
+// (streams included): a backend that goes silent this long is cut off.
+const idleBodyTimeout = 5 * time.Minute
+
+// exchange is the per-request scratch state, pooled.
+type exchange struct {
+	out     outbound
+	hdr     http.Header // the response head of an HTTP/1.1 try
+	body    bodyReader
+	buf     []byte // copy buffer
+	reqBody bytes.Buffer
+	replay  bytes.Reader
+	rec     logRecord
+}
+
+var exchanges = sync.Pool{New: func() any {
+	return &exchange{hdr: make(http.Header, 16), buf: make([]byte, 32<<10)}
+}}
+
+// outcome is how one try ended.
+type outcome int
+
+const (
+	outOK       outcome = iota // a response head arrived
+	outConnect                 // could not connect: the backend never saw the request
+	outReset                   // the connection broke before a complete response head
+	outTimeout                 // the per-try or request timeout passed
+	outCircuit                 // the instance is at a limit
+	outNoTarget                // no healthy instance
+	outClient                  // the client's request body failed
+)
+
+// tryResult is a try's response, from the HTTP/1.1 pool or net/http.
+type tryResult struct {
+	outcome outcome
+	err     error
+	status  int
+	header  http.Header
+	body    io.Reader
+	length  int64 // -1: unknown
+	uc      *upConn
+	resp    *http.Response
+	cancel  context.CancelFunc
+	stop    func() bool // stops the per-try timer of a net/http try
+	ep      *balancer.Endpoint
+	be      *backend
+	started time.Time
+	latency time.Duration // to the response head
+}
+
+// ServeHTTP proxies one request.
+func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	st := e.cur.Load()
+	ex := exchanges.Get().(*exchange)
+	defer func() {
+		ex.rec = logRecord{}
+		ex.out = outbound{}
+		ex.reqBody.Reset()
+		exchanges.Put(ex)
+	}()
+	rec := &ex.rec
+	rec.start = start
+	rid := r.Header.Get("X-Request-Id")
+	if rid == "" || len(rid) > 200 {
+		rid = newRequestID()
+	}
+	rec.requestID = rid
+	w.Header()["X-Request-Id"] = []string{rid}
+
+	rr := st.table.Lookup(r)
+	if rr == nil {
+		e.finishError(w, r, nil, rec, nil, http.StatusNotFound, "no route matches this request")
+		return
+	}
+	rt := rr.Target.(*route)
+	rec.route = rt.name
+
+	if isWebSocket(r) {
+		e.serveUpgrade(w, r, rt, ex)
+		return
+	}
+
+	o := &ex.out
+	o.method = r.Method
+	o.path = upstreamPath(r, rt)
+	o.host, o.xfh = r.Host, r.Host
+	if rt.rewriteHost != "" {
+		o.host = rt.rewriteHost
+	}
+	o.header = r.Header
+	o.requestID = rid
+	o.xff = forwardedFor(r)
+	o.proto = "http"
+	if r.TLS != nil {
+		o.proto = "https"
+	}
+	retryable := rt.retry.Attempts > 0 && (rt.retry.NonIdempotent || config.IsIdempotent(r.Method))
+	switch {
+	case r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 && r.ProtoMajor == 1:
+		o.body, o.length = nil, 0
+	case retryable && r.ContentLength > 0 && r.ContentLength <= maxReplayBody:
+		if _, err := io.CopyN(&ex.reqBody, r.Body, r.ContentLength); err != nil {
+			e.finishError(w, r, rt, rec, nil, http.StatusBadRequest, "reading the request body: "+err.Error())
+			return
+		}
+		ex.replay.Reset(ex.reqBody.Bytes())
+		o.body, o.length = &ex.replay, r.ContentLength
+	default:
+		o.body, o.length = r.Body, r.ContentLength
+		o.trailer = r.Trailer
+		retryable = false // a streamed body cannot be sent twice
+	}
+	if r.ProtoMajor == 2 && o.body != nil && r.ContentLength < 0 {
+		o.length = -1
+	}
+	canResend := o.body == nil || o.body == &ex.replay
+
+	var deadline time.Time
+	if rt.requestTO > 0 {
+		deadline = start.Add(rt.requestTO)
+	} else {
+		deadline = start.Add(100 * 365 * 24 * time.Hour)
+	}
+	key, hasKey := hashKey(r, rt.hash)
+	rt.budget.Request()
+
+	var res tryResult
+	var prev *balancer.Endpoint
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 && o.body != nil {
+			ex.replay.Reset(ex.reqBody.Bytes())
+		}
+		res = e.try(ex, r, rt, key, hasKey, prev, deadline)
+		prev = res.ep
+		ok := res.outcome == outOK && res.status < 500
+		if res.ep != nil && res.be.outliers != nil && res.outcome != outCircuit && res.outcome != outClient {
+			if res.be.outliers.Result(res.ep, ok, time.Now()) && rt.metrics != nil {
+				rt.metrics.ejected(res.be)
+			}
+		}
+		if !e.shouldRetry(rt, &res, retryable, canResend, attempt, deadline) {
+			break
+		}
+		e.discard(&res)
+		rec.retries++
+		if rt.metrics != nil {
+			rt.metrics.retries.Inc()
+		}
+		d := rt.backoff.Delay(attempt + 1)
+		if time.Until(deadline) <= d {
+			// No time left to back off and try again: answer with what we have.
+			rec.retries--
+			res = tryResult{outcome: outTimeout, err: context.DeadlineExceeded, ep: res.ep, be: res.be}
+			break
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			e.finishError(w, r, rt, rec, &res, 499, "client went away")
+			return
+		}
+	}
+	if res.outcome != outOK {
+		e.discard(&res)
+		code, msg := http.StatusBadGateway, "upstream connection failed"
+		switch res.outcome {
+		case outTimeout:
+			code, msg = http.StatusGatewayTimeout, "upstream timed out"
+		case outCircuit:
+			code, msg = http.StatusServiceUnavailable, "backend at its circuit-breaking limit"
+		case outNoTarget:
+			code, msg = http.StatusServiceUnavailable, "no healthy backend instance"
+		case outClient:
+			code, msg = http.StatusBadRequest, "reading the request body failed"
+		}
+		if res.err != nil {
+			rec.err = res.err.Error()
+		}
+		e.finishError(w, r, rt, rec, &res, code, msg)
+		return
+	}
+	e.respond(w, r, rt, ex, &res)
+}
+
+// try sends the request to one instance and waits for the response head.
+func (e *Engine) try(ex *exchange, r *http.Request, rt *route, key uint64, hasKey bool, prev *balancer.Endpoint, deadline time.Time) tryResult {
+	be := rt.pickBackend()
+	ep := be.bal.Pick(key, hasKey)
+	if ep != nil && ep == prev && be.bal.Len() > 1 && !hasKey {
+		if again := be.bal.Pick(key, hasKey); again != nil {
+			ep = again
+		}
+	}
+	if ep == nil {
+		return tryResult{outcome: outNoTarget, be: be}
+	}
+	u := ep.Owner.(*upstream)
+	res := tryResult{ep: ep, be: be}
+	if !u.acquire() {
+		res.outcome, res.err = outCircuit, errCircuitOpen
+		if rt.metrics != nil {
+			rt.metrics.shed(be)
+		}
+		return res
+	}
+	tryDeadline := deadline
+	if rt.perTryTO > 0 {
+		if d := time.Now().Add(rt.perTryTO); d.Before(tryDeadline) {
+			tryDeadline = d
+		}
+	}
+	ep.Begin()
+	res.started = time.Now()
+	if u.rt != nil {
+		e.tryStd(ex, r, u, tryDeadline, &res)
+	} else {
+		e.tryH1(ex, u, tryDeadline, &res)
+	}
+	res.latency = time.Since(res.started)
+	if res.outcome != outOK {
+		ep.End(0, false, time.Time{})
+		u.release()
+	}
+	return res
+}
+
+func (e *Engine) tryH1(ex *exchange, u *upstream, deadline time.Time, res *tryResult) {
+	for fresh := false; ; fresh = true {
+		uc, reused, err := u.get(deadline)
+		if err != nil {
+			res.err = err
+			switch {
+			case errors.Is(err, errCircuitOpen):
+				res.outcome = outCircuit
+			case isTimeout(err):
+				res.outcome = outTimeout
+			default:
+				res.outcome = outConnect
+			}
+			return
+		}
+		_ = uc.c.SetDeadline(deadline)
+		err = ex.out.writeH1(uc.bw, ex.buf)
+		var rh respHead
+		if err == nil {
+			rh, err = uc.readHead(ex.hdr, ex.out.method)
+		}
+		if err == nil {
+			res.outcome, res.uc, res.status, res.header = outOK, uc, rh.status, ex.hdr
+			res.length = rh.length
+			ex.body.reset(uc, &rh, idleBodyTimeout)
+			res.body = &ex.body
+			if rh.close {
+				ex.body.closeAfter = true
+			}
+			return
+		}
+		u.put(uc, true)
+		var be *bodyError
+		switch {
+		case errors.As(err, &be):
+			res.outcome, res.err = outClient, err
+			return
+		case isTimeout(err):
+			res.outcome, res.err = outTimeout, err
+			return
+		case reused && !rh.anyHeader && !fresh && (ex.out.body == nil || ex.out.body == &ex.replay):
+			// The backend closed an idle connection as we reused it: the
+			// request was not processed, so send it once more on a new one.
+			if ex.out.body != nil {
+				ex.replay.Reset(ex.reqBody.Bytes())
+			}
+			continue
+		default:
+			res.outcome, res.err = outReset, err
+			return
+		}
+	}
+}
+
+// tryStd sends a try through net/http's transport (TLS and HTTP/2
+// backends). The per-try deadline covers the response head only: a timer
+// cancels the try unless the head arrives first.
+func (e *Engine) tryStd(ex *exchange, r *http.Request, u *upstream, deadline time.Time, res *tryResult) {
+	o := &ex.out
+	scheme := "http"
+	if u.tls {
+		scheme = "https"
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	hdr := make(http.Header, len(r.Header)+4)
+	for k, vs := range r.Header {
+		if k == "Te" {
+			if len(vs) == 1 && strings.EqualFold(vs[0], "trailers") {
+				hdr[k] = vs
+			}
+			continue
+		}
+		if isHop(k) || k == "Host" || k == "Expect" || connectionListed(r.Header, k) {
+			continue
+		}
+		hdr[k] = vs
+	}
+	hdr["X-Forwarded-For"] = []string{o.xff}
+	hdr["X-Forwarded-Proto"] = []string{o.proto}
+	hdr["X-Forwarded-Host"] = []string{r.Host}
+	hdr["X-Request-Id"] = []string{o.requestID}
+	target, err := url.ParseRequestURI(o.path)
+	if err != nil {
+		cancel()
+		res.outcome, res.err = outClient, err
+		return
+	}
+	target.Scheme, target.Host = scheme, u.addr
+	out := (&http.Request{
+		Method:        o.method,
+		URL:           target,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        hdr,
+		Host:          o.host,
+		ContentLength: o.length,
+		Trailer:       r.Trailer,
+	}).WithContext(ctx)
+	if o.body != nil {
+		out.Body = io.NopCloser(o.body)
+		if o.length == 0 {
+			out.ContentLength = -1
+		}
+	}
+	timer := time.AfterFunc(time.Until(deadline), cancel)
+	resp, err := u.rt.RoundTrip(out)
+	if err != nil {
+		timer.Stop()
+		cancel()
+		var ce *connectError
+		switch {
+		case errors.As(err, &ce):
+			res.outcome = outConnect
+		case ctx.Err() != nil && r.Context().Err() == nil, isTimeout(err):
+			res.outcome = outTimeout
+		default:
+			res.outcome = outReset
+		}
+		res.err = err
+		return
+	}
+	res.outcome, res.resp, res.cancel, res.stop = outOK, resp, cancel, timer.Stop
+	res.status, res.header, res.body, res.length = resp.StatusCode, resp.Header, resp.Body, resp.ContentLength
+	timer.Stop()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// shouldRetry applies the route's retry policy to a try's result.
+func (e *Engine) shouldRetry(rt *route, res *tryResult, retryable, canResend bool, attempt int, deadline time.Time) bool {
+	if attempt >= rt.retry.Attempts || !time.Now().Before(deadline) {
+		return false
+	}
+	p := &rt.retry
+	switch res.outcome {
+	case outConnect:
+		// The backend never saw the request: safe for any method, if the
+		// body can be sent again.
+		if !p.ConnectFailure || !canResend {
+			return false
+		}
+	case outReset:
+		if !p.Reset || !retryable {
+			return false
+		}
+	case outTimeout:
+		if !p.Timeout || !retryable {
+			return false
+		}
+	case outOK:
+		if res.status < 500 || res.status > 599 || !p.Statuses[res.status-500] || !retryable {
+			return false
+		}
+	default:
+		return false
+	}
+	return rt.budget.TryRetry(time.Now())
+}
+
+// discard ends a try whose response will not be used.
+func (e *Engine) discard(res *tryResult) {
+	if res.outcome == outOK {
+		u := res.ep.Owner.(*upstream)
+		if res.uc != nil {
+			u.put(res.uc, true)
+			res.uc = nil
+		}
+		if res.resp != nil {
+			res.resp.Body.Close()
+			res.cancel()
+			res.resp = nil
+		}
+		res.ep.End(res.latency, true, time.Now())
+		u.release()
+		res.outcome = outReset
+	}
+}
+
+// respond streams the chosen response to the client.
+func (e *Engine) respond(w http.ResponseWriter, r *http.Request, rt *route, ex *exchange, res *tryResult) {
+	rec := &ex.rec
+	u := res.ep.Owner.(*upstream)
+	rec.backend = res.be.name
+	rec.upstream = u.addr
+	rec.upstreamLatency = res.latency
+	dst := w.Header()
+	connHdr := len(res.header["Connection"]) > 0
+	for k, vs := range res.header {
+		if isHop(k) || connHdr && connectionListed(res.header, k) {
+			continue
+		}
+		dst[k] = vs
+	}
+	flush := res.length < 0 && !isBodyless(r.Method, res.status)
+	if ct := res.header["Content-Type"]; len(ct) > 0 && (strings.HasPrefix(ct[0], "text/event-stream") || strings.HasPrefix(ct[0], "application/grpc")) {
+		flush = true
+	}
+	if res.resp != nil && len(res.resp.Trailer) > 0 {
+		flush = true
+	}
+	w.WriteHeader(res.status)
+	rec.status = res.status
+	var written int64
+	var copyErr error
+	clientGone := false
+	var flusher http.Flusher
+	if flush {
+		flusher, _ = w.(http.Flusher)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	buf := ex.buf
+	for {
+		n, err := res.body.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			written += int64(m)
+			if werr != nil {
+				copyErr, clientGone = werr, true
+				break
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			copyErr = err
+			break
+		}
+	}
+	rec.bytes = written
+	// Trailers (gRPC status, chunked HTTP/1.1 trailers) follow the body.
+	var trailer http.Header
+	if res.uc != nil {
+		trailer = ex.body.trailer
+	} else if res.resp != nil {
+		trailer = res.resp.Trailer
+	}
+	for k, vs := range trailer {
+		dst[http.TrailerPrefix+k] = vs
+	}
+	if res.uc != nil {
+		u.put(res.uc, copyErr != nil || !ex.body.done || ex.body.closeAfter)
+		res.uc = nil
+	}
+	if res.resp != nil {
+		res.resp.Body.Close()
+		res.cancel()
+	}
+	ok := copyErr == nil && res.status < 500
+	res.ep.End(res.latency, copyErr == nil, time.Now())
+	u.release()
+	if copyErr != nil {
+		rec.err = copyErr.Error()
+		if res.be.outliers != nil && !clientGone {
+			res.be.outliers.Result(res.ep, ok, time.Now())
+		}
+	}
+	e.finish(r, rec, rt, res.be)
+}
+
+func isBodyless(method string, status int) bool {
+	return method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified || status < 200
+}
+
+// finishError answers with a proxy-made error.
+func (e *Engine) finishError(w http.ResponseWriter, r *http.Request, rt *route, rec *logRecord, res *tryResult, code int, msg string) {
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["X-Cairn-Error"] = []string{msg}
+	if code != 499 {
+		w.WriteHeader(code)
+		body := `{"error":` + strconv.Quote(msg) + `}` + "\n"
+		n, _ := io.WriteString(w, body)
+		rec.bytes = int64(n)
+	}
+	rec.status = code
+	if rec.err == "" {
+		rec.err = msg
+	}
+	var be *backend
+	if res != nil {
+		be = res.be
+		if res.ep != nil {
+			rec.upstream = res.ep.Addr
+		}
+		if be != nil {
+			rec.backend = be.name
+		}
+	}
+	e.finish(r, rec, rt, be)
+}
+
+// finish writes the access log line and the metrics of a request.
+func (e *Engine) finish(r *http.Request, rec *logRecord, rt *route, be *backend) {
+	rec.duration = time.Since(rec.start)
+	if rt != nil && rt.metrics != nil {
+		rt.metrics.observe(be, rec.status, rec.duration, rec.upstreamLatency)
+	} else if e.opts.Metrics != nil {
+		e.opts.Metrics.unrouted(rec.status)
+	}
+	if e.opts.AccessLog != nil {
+		e.opts.AccessLog.write(r, rec)
+	}
+}
+
+// upstreamPath is the request target sent upstream: as the client sent
+// it, with the matched prefix rewritten when the route says so.
+func upstreamPath(r *http.Request, rt *route) string {
+	uri := r.RequestURI
+	if uri == "" || uri[0] != '/' {
+		uri = r.URL.RequestURI()
+	}
+	if rt.rewritePrefix == nil {
+		return uri
+	}
+	p, q, hasQ := strings.Cut(uri, "?")
+	rest := ""
+	if rt.prefixLen <= len(p) {
+		rest = p[rt.prefixLen:]
+	}
+	np := *rt.rewritePrefix
+	switch {
+	case rest == "":
+	case strings.HasSuffix(np, "/") && strings.HasPrefix(rest, "/"):
+		np += rest[1:]
+	case !strings.HasSuffix(np, "/") && !strings.HasPrefix(rest, "/"):
+		np += "/" + rest
+	default:
+		np += rest
+	}
+	if hasQ {
+		return np + "?" + q
+	}
+	return np
+}
+
+// forwardedFor appends the client's address to X-Forwarded-For.
+func forwardedFor(r *http.Request) string {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	prior := r.Header["X-Forwarded-For"]
+	if len(prior) == 0 {
+		return ip
+	}
+	return strings.Join(prior, ", ") + ", " + ip
+}
+
+// hashKey computes a ring-hash key from the route's hash source.
+func hashKey(r *http.Request, h *config.HashOn) (uint64, bool) {
+	if h == nil {
+		return 0, false
+	}
+	switch {
+	case h.Header != "":
+		if v := r.Header.Get(h.Header); v != "" {
+			return balancer.HashKey(v), true
+		}
+	case h.Cookie != "":
+		if v, ok := router.CookieValue(r.Header, h.Cookie); ok && v != "" {
+			return balancer.HashKey(v), true
+		}
+	case h.SourceIP:
+		ip, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			ip = r.RemoteAddr
+		}
+		return balancer.HashKey(ip), true
+	}
+	return 0, false
+}
+
+const hexDigits = "0123456789abcdef"
+
+// newRequestID returns 32 random hex digits (128 bits, as a W3C trace id).
+func newRequestID() string {
+	var b [32]byte
+	a, c := rand.Uint64(), rand.Uint64()
+	for i := 0; i < 16; i++ {
+		b[i] = hexDigits[a>>(60-4*i)&0xf]
+		b[16+i] = hexDigits[c>>(60-4*i)&0xf]
+	}
+	return string(b[:])
+}
