@@ -370,7 +370,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		return 0, b.err
 	}
 	if b.idle > 0 {
-		_ = b.uc.c.SetReadDeadline(time.Now().Add(b.idle))
+		b.uc.extendForBody(b.idle, time.Now())
 	}
 	switch {
 	case b.chunked:

@@ -140,7 +140,6 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 2 && o.body != nil && r.ContentLength < 0 {
 		o.length = -1
 	}
-	canResend := o.body == nil || o.body == &ex.replay
 
 	var deadline time.Time
 	if rt.requestTO > 0 {
@@ -165,7 +164,7 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				rt.metrics.ejected(res.be)
 			}
 		}
-		if !e.shouldRetry(rt, &res, retryable, canResend, attempt, deadline) {
+		if !e.shouldRetry(rt, &res, retryable, attempt, deadline) {
 			break
 		}
 		e.discard(&res)
@@ -193,6 +192,10 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.discard(&res)
 		code, msg := http.StatusBadGateway, "upstream connection failed"
 		switch res.outcome {
+		case outConnect:
+			if isTimeout(res.err) {
+				code, msg = http.StatusGatewayTimeout, "upstream connect timed out"
+			}
 		case outTimeout:
 			code, msg = http.StatusGatewayTimeout, "upstream timed out"
 		case outCircuit:
@@ -258,9 +261,14 @@ func (e *Engine) tryH1(ex *exchange, u *upstream, deadline time.Time, res *tryRe
 		uc, reused, err := u.get(deadline)
 		if err != nil {
 			res.err = err
+			var ce *connectError
 			switch {
 			case errors.Is(err, errCircuitOpen):
 				res.outcome = outCircuit
+			case errors.As(err, &ce) && time.Now().Before(deadline):
+				// Refused, or the connect timeout passed (not the try's):
+				// a connect failure, as on the net/http path.
+				res.outcome = outConnect
 			case isTimeout(err):
 				res.outcome = outTimeout
 			default:
@@ -268,7 +276,7 @@ func (e *Engine) tryH1(ex *exchange, u *upstream, deadline time.Time, res *tryRe
 			}
 			return
 		}
-		_ = uc.c.SetDeadline(deadline)
+		uc.setDeadline(deadline, time.Until(deadline))
 		err = ex.out.writeH1(uc.bw, ex.buf)
 		var rh respHead
 		if err == nil {
@@ -365,7 +373,7 @@ func (e *Engine) tryStd(ex *exchange, r *http.Request, u *upstream, deadline tim
 		cancel()
 		var ce *connectError
 		switch {
-		case errors.As(err, &ce):
+		case errors.As(err, &ce) && ctx.Err() == nil:
 			res.outcome = outConnect
 		case ctx.Err() != nil && r.Context().Err() == nil, isTimeout(err):
 			res.outcome = outTimeout
@@ -386,16 +394,17 @@ func isTimeout(err error) bool {
 }
 
 // shouldRetry applies the route's retry policy to a try's result.
-func (e *Engine) shouldRetry(rt *route, res *tryResult, retryable, canResend bool, attempt int, deadline time.Time) bool {
+func (e *Engine) shouldRetry(rt *route, res *tryResult, retryable bool, attempt int, deadline time.Time) bool {
 	if attempt >= rt.retry.Attempts || !time.Now().Before(deadline) {
 		return false
 	}
 	p := &rt.retry
 	switch res.outcome {
 	case outConnect:
-		// The backend never saw the request: safe for any method, if the
-		// body can be sent again.
-		if !p.ConnectFailure || !canResend {
+		// The backend never saw the request: safe for any method. The
+		// body is intact too, streamed or not: a try reads it only once
+		// connected.
+		if !p.ConnectFailure {
 			return false
 		}
 	case outReset:
@@ -456,6 +465,12 @@ func (e *Engine) respond(w http.ResponseWriter, r *http.Request, rt *route, ex *
 	}
 	if res.resp != nil && len(res.resp.Trailer) > 0 {
 		flush = true
+	}
+	if _, ok := res.header["Grpc-Status"]; ok {
+		// A gRPC Trailers-Only answer (an error status, no messages): it
+		// must reach the client as one HEADERS frame that ends the stream,
+		// which flushing the head early would split.
+		flush = false
 	}
 	w.WriteHeader(res.status)
 	rec.status = res.status
@@ -579,8 +594,8 @@ func upstreamPath(r *http.Request, rt *route) string {
 	}
 	p, q, hasQ := strings.Cut(uri, "?")
 	rest := ""
-	if rt.prefixLen <= len(p) {
-		rest = p[rt.prefixLen:]
+	if n := escapedLen(p, rt.prefixLen); n <= len(p) {
+		rest = p[n:]
 	}
 	np := *rt.rewritePrefix
 	switch {
@@ -596,6 +611,23 @@ func upstreamPath(r *http.Request, rt *route) string {
 		return np + "?" + q
 	}
 	return np
+}
+
+// escapedLen returns how many bytes of the escaped path p spell the first
+// n bytes of the decoded path the router matched (each %XX is one byte).
+func escapedLen(p string, n int) int {
+	if strings.IndexByte(p, '%') < 0 {
+		return n
+	}
+	i := 0
+	for ; n > 0 && i < len(p); n-- {
+		if p[i] == '%' && i+2 < len(p) {
+			i += 3
+		} else {
+			i++
+		}
+	}
+	return i + n
 }
 
 // forwardedFor appends the client's address to X-Forwarded-For.

@@ -21,6 +21,7 @@ type ServerOptions struct {
 // Server runs an Engine on listeners.
 type Server struct {
 	e     *Engine
+	h1    *h1server    // the plain listener: HTTP/1.1 here, h2c handed to plain
 	plain *http.Server
 	tls   *http.Server
 	opts  ServerOptions
@@ -49,6 +50,7 @@ func NewServer(e *Engine, opts ServerOptions) *Server {
 	s := &Server{e: e, opts: opts, errc: make(chan error, 2)}
 	if opts.Listen != nil {
 		s.plain = mk()
+		s.h1 = newH1Server(e, s.plain, opts.Listen)
 	}
 	if opts.TLSListen != nil {
 		s.tls = mk()
@@ -61,8 +63,8 @@ func NewServer(e *Engine, opts ServerOptions) *Server {
 
 // Start serves in the background; Err reports a listener that failed.
 func (s *Server) Start() {
-	if s.plain != nil {
-		go func() { s.report(s.plain.Serve(s.opts.Listen)) }()
+	if s.h1 != nil {
+		go func() { s.report(s.h1.serve()) }()
 	}
 	if s.tls != nil {
 		go func() { s.report(s.tls.ServeTLS(s.opts.TLSListen, "", "")) }()
@@ -82,20 +84,18 @@ func (s *Server) Err() <-chan error { return s.errc }
 // included) until ctx ends, then closes whatever is left.
 func (s *Server) Drain(ctx context.Context) error {
 	var errs []error
-	for _, hs := range []*http.Server{s.plain, s.tls} {
-		if hs == nil {
-			continue
-		}
-		hs.SetKeepAlivesEnabled(false)
+	if s.tls != nil {
+		s.tls.SetKeepAlivesEnabled(false)
 	}
 	done := make(chan error, 2)
 	n := 0
-	for _, hs := range []*http.Server{s.plain, s.tls} {
-		if hs == nil {
-			continue
-		}
+	if s.h1 != nil {
 		n++
-		go func(hs *http.Server) { done <- hs.Shutdown(ctx) }(hs)
+		go func() { done <- s.h1.drain(ctx) }()
+	}
+	if s.tls != nil {
+		n++
+		go func() { done <- s.tls.Shutdown(ctx) }()
 	}
 	for i := 0; i < n; i++ {
 		if err := <-done; err != nil {

@@ -118,7 +118,30 @@ type upConn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
-	hdr    []byte // scratch for the response head
+	hdr    []byte    // scratch for the response head
+	dl     time.Time // the deadline last set on c
+}
+
+// setDeadline sets the connection's deadline to t unless the one in place
+// is within an eighth of timeout of it: a deadline change costs a runtime
+// timer update, and keep-alive requests would pay it on every try. So a
+// timeout fires within an eighth of its length of when it should.
+func (uc *upConn) setDeadline(t time.Time, timeout time.Duration) {
+	if d := t.Sub(uc.dl); d < timeout/8 && d > -timeout/8 {
+		return
+	}
+	uc.dl = t
+	_ = uc.c.SetDeadline(t)
+}
+
+// extendForBody makes sure a body being read has at least a second
+// before the deadline, else gives it the idle timeout: short responses
+// are read well within their try's deadline, streams get extended.
+func (uc *upConn) extendForBody(idle time.Duration, now time.Time) {
+	if uc.dl.Sub(now) < time.Second {
+		uc.dl = now.Add(idle)
+		_ = uc.c.SetDeadline(uc.dl)
+	}
 }
 
 // get returns a connection: an idle one, a new one, or (at the connection
@@ -197,7 +220,6 @@ func (u *upstream) put(uc *upConn, broken bool) {
 		return
 	}
 	uc.idleAt = time.Now()
-	_ = uc.c.SetDeadline(time.Time{})
 	u.mu.Lock()
 	if len(u.idle) >= maxIdlePerUpstream {
 		u.mu.Unlock()

@@ -126,7 +126,7 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, rt *route,
 		return
 	}
 	upClose := func() { u.closeConn(uc) }
-	_ = uc.c.SetDeadline(deadline)
+	uc.setDeadline(deadline, 0)
 	err := o.writeH1(uc.bw, ex.buf)
 	var rh respHead
 	if err == nil {
@@ -155,6 +155,7 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, rt *route,
 		e.finish(r, rec, rt, be)
 		return
 	}
+	uc.dl = time.Time{}
 	_ = uc.c.SetDeadline(time.Time{})
 	hj, ok := w.(http.Hijacker)
 	if !ok {

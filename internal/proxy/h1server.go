@@ -1,0 +1,919 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The HTTP/1.1 server of the plain listener. net/http's server costs a
+// small proxied request more than the proxying does: per request it
+// allocates the request, its URL, header maps and a response with its
+// chunk writer, and starts a goroutine that reads ahead on the connection
+// (a system call and a park, then a deadline change to stop it). This
+// server keeps one request, header map and response writer per
+// connection, parses the head with one allocation for all its strings,
+// and flushes each response with one write. It hands the handler a real
+// *http.Request and an http.ResponseWriter (with Flusher and Hijacker), so
+// the engine does not know which server it runs under.
+//
+// Connections that open with HTTP/2's preface (h2c with prior knowledge)
+// are passed to a net/http server, which speaks HTTP/2.
+
+const (
+	h1ReadBuf      = 16 << 10
+	h1WriteBuf     = 16 << 10
+	h1MaxHead      = 64 << 10
+	h1IdleTimeout  = 5 * time.Minute
+	h1HeadTimeout  = 30 * time.Second
+	h1DiscardLimit = 256 << 10 // unread request body drained to keep the connection
+)
+
+var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+
+// h1server serves one listener.
+type h1server struct {
+	ln       net.Listener
+	handler  http.Handler
+	h2       *http.Server // h2c connections
+	h2ln     *chanListener
+	ctx      context.Context
+	cancel   context.CancelFunc
+	draining atomic.Bool
+
+	mu    sync.Mutex
+	conns map[*h1conn]struct{}
+	wg    sync.WaitGroup
+}
+
+func newH1Server(h http.Handler, h2 *http.Server, ln net.Listener) *h1server {
+	s := &h1server{ln: ln, handler: h, h2: h2, conns: map[*h1conn]struct{}{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.h2ln = newChanListener(ln.Addr())
+	go h2.Serve(s.h2ln)
+	return s
+}
+
+func (s *h1server) serve() error {
+	var delay time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if s.draining.Load() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() { // EMFILE and the like: back off as net/http does
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetKeepAlive(true)
+			_ = tc.SetKeepAlivePeriod(3 * time.Minute)
+		}
+		hc := &h1conn{srv: s, c: c}
+		s.mu.Lock()
+		s.conns[hc] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go hc.serve()
+	}
+}
+
+// drain closes idle connections and lets the others finish the request
+// they are serving; it returns when all are closed or ctx ends.
+func (s *h1server) drain(ctx context.Context) error {
+	s.draining.Store(true)
+	s.ln.Close()
+	s.mu.Lock()
+	for hc := range s.conns {
+		if hc.idle.Load() {
+			hc.c.Close()
+		}
+	}
+	s.mu.Unlock()
+	h2err := make(chan error, 1)
+	go func() { h2err <- s.h2.Shutdown(ctx) }()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.mu.Lock()
+		for hc := range s.conns {
+			hc.c.Close()
+		}
+		s.mu.Unlock()
+	}
+	s.cancel()
+	s.h2ln.Close()
+	return errors.Join(err, <-h2err)
+}
+
+func (s *h1server) forget(hc *h1conn) {
+	s.mu.Lock()
+	delete(s.conns, hc)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// h1conn is one client connection and the per-connection state reused by
+// each of its requests.
+type h1conn struct {
+	srv  *h1server
+	c    net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	idle atomic.Bool
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	remote   string
+	detached bool // hijacked: the handler owns the connection
+
+	req      http.Request
+	tmpl     http.Request // RemoteAddr and the connection's context
+	url      url.URL
+	hdr      http.Header
+	body     reqBody
+	w        h1writer
+	head     []byte
+	deadline time.Time // the read deadline last set (set coarsely: it costs a timer update)
+}
+
+func (hc *h1conn) serve() {
+	defer func() {
+		if !hc.detached {
+			hc.srv.forget(hc)
+		}
+	}()
+	hc.br = bufio.NewReaderSize(hc.c, h1ReadBuf)
+	// Peek at the first bytes: HTTP/2's preface goes to net/http.
+	hc.idle.Store(true)
+	_ = hc.c.SetReadDeadline(time.Now().Add(h1HeadTimeout))
+	if b, err := hc.br.Peek(3); err == nil && string(b) == "PRI" {
+		if b, err := hc.br.Peek(len(h2Preface)); err == nil && bytes.Equal(b, h2Preface) {
+			_ = hc.c.SetReadDeadline(time.Time{})
+			hc.srv.wg.Add(1) // held until net/http closes the conn
+			if !hc.srv.h2ln.hand(&peekedConn{Conn: hc.c, r: hc.br, done: hc.srv.wg.Done}) {
+				hc.srv.wg.Done()
+				hc.c.Close()
+			}
+			return
+		}
+	}
+	hc.bw = bufio.NewWriterSize(hc.c, h1WriteBuf)
+	hc.ctx, hc.cancel = context.WithCancel(hc.srv.ctx)
+	defer hc.cancel()
+	hc.remote = hc.c.RemoteAddr().String()
+	hc.tmpl = *(&http.Request{RemoteAddr: hc.remote}).WithContext(hc.ctx)
+	hc.hdr = make(http.Header, 16)
+	hc.w.conn = hc
+	hc.w.hdr = make(http.Header, 16)
+	for {
+		keep, hijacked := hc.serveOne()
+		if hijacked {
+			return
+		}
+		if !keep || hc.srv.draining.Load() {
+			break
+		}
+	}
+	_ = hc.bw.Flush()
+	if tc, ok := hc.c.(*net.TCPConn); ok {
+		// Let the client read the last response before the close: a
+		// reset would destroy it (RFC 9112 9.6).
+		_ = tc.CloseWrite()
+		_ = hc.c.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = io.CopyN(io.Discard, hc.c, 64<<10)
+	}
+	hc.c.Close()
+}
+
+// setReadDeadline sets the read deadline unless the one in place is within
+// an eighth of the timeout of the wanted one.
+func (hc *h1conn) setReadDeadline(d time.Duration) {
+	want := time.Now().Add(d)
+	if diff := want.Sub(hc.deadline); diff < d/8 && diff > -d/8 {
+		return
+	}
+	hc.deadline = want
+	_ = hc.c.SetReadDeadline(want)
+}
+
+// serveOne reads and serves one request. keep says whether the connection
+// can carry another.
+func (hc *h1conn) serveOne() (keep, hijacked bool) {
+	hc.idle.Store(true)
+	hc.setReadDeadline(h1IdleTimeout)
+	if _, err := hc.br.Peek(1); err != nil {
+		return false, false
+	}
+	hc.idle.Store(false)
+	if hc.srv.draining.Load() {
+		return false, false
+	}
+	r, status, err := hc.readRequest()
+	if err != nil {
+		if status != 0 {
+			hc.writeError(status, err.Error())
+		}
+		return false, false
+	}
+	w := &hc.w
+	w.reset(r)
+	if !hc.call(w, r) {
+		return false, w.hijacked
+	}
+	if w.hijacked {
+		return false, true
+	}
+	if err := w.finish(); err != nil {
+		return false, false
+	}
+	keep = w.keepAlive
+	// Read what the handler left of the body, within a limit, so the next
+	// request's head is where the reader is.
+	if !hc.body.done {
+		if hc.body.expectContinue && !hc.body.continued {
+			keep = false // the client never sent the body
+		} else if n, err := io.CopyN(io.Discard, &hc.body, h1DiscardLimit+1); err != nil && err != io.EOF || n > h1DiscardLimit {
+			keep = false
+		}
+	}
+	// Pipelined requests already here get their answers in one write;
+	// otherwise (or if the next head is not complete) flush now.
+	if n := hc.br.Buffered(); n == 0 || !bytes.Contains(peekBuffered(hc.br, n), []byte("\r\n\r\n")) {
+		if err := hc.bw.Flush(); err != nil {
+			return false, false
+		}
+	}
+	return keep, false
+}
+
+func peekBuffered(br *bufio.Reader, n int) []byte {
+	b, _ := br.Peek(n)
+	return b
+}
+
+// call runs the handler; a panic ends the connection (as in net/http)
+// instead of the process. It reports whether the handler returned.
+func (hc *h1conn) call(w *h1writer, r *http.Request) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			ok = false
+			if p != http.ErrAbortHandler {
+				slog.Error("proxy: handler panic", "panic", p, "stack", string(debug.Stack()))
+			}
+			if !w.headSent && !w.hijacked {
+				hc.writeError(http.StatusInternalServerError, "internal error")
+			}
+		}
+	}()
+	hc.srv.handler.ServeHTTP(w, r)
+	return true
+}
+
+// readRequest parses a request head into the connection's request. A
+// non-zero status is the answer to a malformed request.
+func (hc *h1conn) readRequest() (*http.Request, int, error) {
+	buf := hc.head[:0]
+	lines := 0
+	for {
+		line, err := hc.br.ReadSlice('\n')
+		if err != nil {
+			if errors.Is(err, bufio.ErrBufferFull) {
+				if lines == 0 {
+					return nil, http.StatusRequestURITooLong, errors.New("request line too long")
+				}
+				return nil, http.StatusRequestHeaderFieldsTooLarge, errors.New("header line too long")
+			}
+			if lines > 0 || len(line) > 0 {
+				return nil, http.StatusBadRequest, errors.New("incomplete request head")
+			}
+			return nil, 0, err
+		}
+		if len(buf)+len(line) > h1MaxHead {
+			return nil, http.StatusRequestHeaderFieldsTooLarge, errors.New("request head too large")
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			if lines == 0 {
+				continue // RFC 9112 2.2: ignore blank lines before the request line
+			}
+			break
+		}
+		buf = append(buf, line...)
+		buf = append(buf, '\n')
+		lines++
+	}
+	hc.head = buf
+	head := string(buf)
+	reqLine, rest, _ := strings.Cut(head, "\n")
+	method, reqLine, ok1 := strings.Cut(reqLine, " ")
+	target, proto, ok2 := strings.Cut(reqLine, " ")
+	if !ok1 || !ok2 || method == "" || target == "" || strings.IndexByte(proto, ' ') >= 0 {
+		return nil, http.StatusBadRequest, fmt.Errorf("malformed request line")
+	}
+	var major, minor int
+	switch proto {
+	case "HTTP/1.1":
+		major, minor = 1, 1
+	case "HTTP/1.0":
+		major, minor = 1, 0
+	default:
+		return nil, http.StatusHTTPVersionNotSupported, fmt.Errorf("unsupported protocol %q", proto)
+	}
+	for i := 0; i < len(method); i++ {
+		if !isTokenChar(method[i]) {
+			return nil, http.StatusBadRequest, fmt.Errorf("malformed method")
+		}
+	}
+	r := &hc.req
+	h := hc.hdr
+	clear(h)
+	*r = hc.tmpl // carries the connection's context without WithContext's copy per request
+	r.Method, r.Proto, r.ProtoMajor, r.ProtoMinor, r.Header, r.RequestURI = method, proto, major, minor, h, target
+	vals := make([]string, lines-1)
+	vi := 0
+	for rest != "" {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		if line[0] == ' ' || line[0] == '\t' {
+			return nil, http.StatusBadRequest, errors.New("obsolete header folding")
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || k == "" {
+			return nil, http.StatusBadRequest, fmt.Errorf("malformed header line")
+		}
+		for i := 0; i < len(k); i++ {
+			if !isTokenChar(k[i]) {
+				return nil, http.StatusBadRequest, fmt.Errorf("malformed header name %q", k)
+			}
+		}
+		k = canonicalKey(k)
+		v = textproto.TrimString(v)
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+				return nil, http.StatusBadRequest, fmt.Errorf("invalid character in header %s", k)
+			}
+		}
+		if old, ok := h[k]; ok {
+			h[k] = append(old, v)
+		} else {
+			vals[vi] = v
+			h[k] = vals[vi : vi+1 : vi+1]
+			vi++
+		}
+	}
+	// Host: one, required in HTTP/1.1 (RFC 9112 3.2).
+	hosts := h["Host"]
+	switch {
+	case len(hosts) > 1:
+		return nil, http.StatusBadRequest, errors.New("more than one Host header")
+	case len(hosts) == 1:
+		r.Host = hosts[0]
+	case minor == 1:
+		return nil, http.StatusBadRequest, errors.New("missing Host header")
+	}
+	// The target: origin form (the common case), else absolute form.
+	u := &hc.url
+	*u = url.URL{}
+	r.URL = u
+	switch {
+	case target[0] == '/':
+		p, q, _ := strings.Cut(target, "?")
+		u.RawQuery = q
+		if strings.IndexByte(p, '%') >= 0 {
+			up, err := url.PathUnescape(p)
+			if err != nil {
+				return nil, http.StatusBadRequest, errors.New("malformed request path")
+			}
+			u.Path, u.RawPath = up, p
+		} else {
+			u.Path = p
+		}
+	case target == "*" && method == http.MethodOptions:
+		u.Path = "*"
+	default:
+		pu, err := url.ParseRequestURI(target)
+		if err != nil || pu.Host == "" {
+			return nil, http.StatusBadRequest, errors.New("malformed request target")
+		}
+		*u = *pu
+		r.Host = pu.Host // RFC 9112 3.2.2: the target's authority wins
+		r.RequestURI = pu.RequestURI()
+	}
+	// Framing (RFC 9112 6): chunked or Content-Length, never both.
+	te, cl := h["Transfer-Encoding"], h["Content-Length"]
+	hc.body = reqBody{hc: hc}
+	r.Body = http.NoBody
+	switch {
+	case len(te) > 0 && len(cl) > 0:
+		return nil, http.StatusBadRequest, errors.New("both Transfer-Encoding and Content-Length")
+	case len(te) > 0:
+		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") || minor == 0 {
+			return nil, http.StatusNotImplemented, fmt.Errorf("unsupported Transfer-Encoding %q", strings.Join(te, ", "))
+		}
+		r.ContentLength = -1
+		hc.body.chunked = true
+		r.Body = &hc.body
+		r.TransferEncoding = []string{"chunked"}
+	case len(cl) > 0:
+		n, err := strconv.ParseInt(cl[0], 10, 64)
+		for _, x := range cl[1:] {
+			if x != cl[0] {
+				err = errors.New("differing Content-Length headers")
+			}
+		}
+		if err != nil || n < 0 {
+			return nil, http.StatusBadRequest, errors.New("malformed Content-Length")
+		}
+		r.ContentLength = n
+		hc.body.remaining = n
+		if n > 0 {
+			r.Body = &hc.body
+		}
+	}
+	if r.Body == http.NoBody {
+		hc.body.done = true
+	} else if ex := h["Expect"]; len(ex) > 0 {
+		if !strings.EqualFold(ex[0], "100-continue") || minor == 0 {
+			return nil, http.StatusExpectationFailed, errors.New("unsupported Expect")
+		}
+		hc.body.expectContinue = true
+	}
+	r.Close = !wantsKeepAlive(h, minor)
+	return r, 0, nil
+}
+
+func wantsKeepAlive(h http.Header, minor int) bool {
+	for _, v := range h["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			tok = strings.TrimSpace(tok)
+			if strings.EqualFold(tok, "close") {
+				return false
+			}
+			if minor == 0 && strings.EqualFold(tok, "keep-alive") {
+				return true
+			}
+		}
+	}
+	return minor == 1
+}
+
+func isTokenChar(c byte) bool {
+	return c > ' ' && c < 0x7f && !strings.ContainsRune("\"(),/:;<=>?@[\\]{}", rune(c))
+}
+
+// writeError answers a request that could not be parsed and ends the
+// connection.
+func (hc *h1conn) writeError(status int, msg string) {
+	body := `{"error":` + strconv.Quote(msg) + "}\n"
+	fmt.Fprintf(hc.bw, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		status, http.StatusText(status), len(body), body)
+	_ = hc.bw.Flush()
+}
+
+// reqBody reads a request body from the connection.
+type reqBody struct {
+	hc             *h1conn
+	remaining      int64
+	chunked        bool
+	chunkLeft      int64
+	done           bool
+	err            error
+	expectContinue bool
+	continued      bool
+}
+
+func (b *reqBody) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.expectContinue && !b.continued {
+		b.continued = true
+		if !b.hc.w.wroteHeader {
+			b.hc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			if err := b.hc.bw.Flush(); err != nil {
+				b.err = err
+				return 0, err
+			}
+		}
+	}
+	br := b.hc.br
+	if !b.chunked {
+		if int64(len(p)) > b.remaining {
+			p = p[:b.remaining]
+		}
+		n, err := br.Read(p)
+		b.remaining -= int64(n)
+		if b.remaining == 0 {
+			b.done = true
+			return n, io.EOF
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			b.err = err
+		}
+		return n, err
+	}
+	if b.chunkLeft == 0 {
+		line, err := readCRLFLine(br)
+		if err != nil {
+			b.err = err
+			return 0, err
+		}
+		if i := bytes.IndexByte(line, ';'); i >= 0 {
+			line = line[:i]
+		}
+		n, err := strconv.ParseInt(string(bytes.TrimSpace(line)), 16, 64)
+		if err != nil || n < 0 {
+			b.err = errors.New("malformed chunk size in request body")
+			return 0, b.err
+		}
+		if n == 0 {
+			// Trailers: kept on the request for the upstream.
+			for {
+				line, err := readCRLFLine(br)
+				if err != nil {
+					b.err = err
+					return 0, err
+				}
+				if len(line) == 0 {
+					break
+				}
+				k, v, ok := bytes.Cut(line, []byte(":"))
+				if !ok {
+					b.err = errors.New("malformed trailer in request body")
+					return 0, b.err
+				}
+				req := &b.hc.req
+				if req.Trailer == nil {
+					req.Trailer = http.Header{}
+				}
+				key := textproto.CanonicalMIMEHeaderKey(string(bytes.TrimSpace(k)))
+				req.Trailer[key] = append(req.Trailer[key], string(bytes.TrimSpace(v)))
+			}
+			b.done = true
+			return 0, io.EOF
+		}
+		b.chunkLeft = n
+	}
+	if int64(len(p)) > b.chunkLeft {
+		p = p[:b.chunkLeft]
+	}
+	n, err := br.Read(p)
+	b.chunkLeft -= int64(n)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		b.err = err
+		return n, err
+	}
+	if b.chunkLeft == 0 {
+		if line, err := readCRLFLine(br); err != nil || len(line) != 0 {
+			b.err = errors.New("malformed chunk end in request body")
+			return n, b.err
+		}
+	}
+	return n, nil
+}
+
+func (b *reqBody) Close() error { return nil }
+
+func readCRLFLine(br *bufio.Reader) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return bytes.TrimRight(line, "\r\n"), nil
+}
+
+// h1writer is the response writer of an h1conn.
+type h1writer struct {
+	conn        *h1conn
+	req         *http.Request
+	hdr         http.Header
+	status      int
+	wroteHeader bool
+	headSent    bool
+	chunked     bool
+	bodyless    bool
+	length      int64 // Content-Length given by the handler; -1: none
+	written     int64
+	keepAlive   bool
+	hijacked    bool
+}
+
+func (w *h1writer) reset(r *http.Request) {
+	clear(w.hdr)
+	*w = h1writer{conn: w.conn, req: r, hdr: w.hdr, length: -1, keepAlive: !r.Close}
+}
+
+func (w *h1writer) Header() http.Header { return w.hdr }
+
+func (w *h1writer) WriteHeader(code int) {
+	if w.wroteHeader || w.hijacked {
+		return
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		// An informational response goes out at once; the final one follows.
+		bw := w.conn.bw
+		bw.WriteString("HTTP/1.1 ")
+		bw.WriteString(strconv.Itoa(code))
+		bw.WriteString(" ")
+		bw.WriteString(http.StatusText(code))
+		bw.WriteString("\r\n")
+		w.writeHeaderLines(false)
+		bw.WriteString("\r\n")
+		_ = bw.Flush()
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+}
+
+// writeHeaderLines writes the header map, minus trailers (and, when
+// skipFraming, the framing headers the writer decides).
+func (w *h1writer) writeHeaderLines(skipFraming bool) {
+	bw := w.conn.bw
+	for k, vs := range w.hdr {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			continue
+		}
+		// A HEAD or 304 answer keeps its Content-Length (the length a GET
+		// would get); a 1xx or 204 must not have one.
+		if skipFraming && (k == "Transfer-Encoding" || k == "Connection" || k == "Trailer" || k == "Content-Length" && (w.status < 200 || w.status == http.StatusNoContent)) {
+			continue
+		}
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			writeHeaderValue(bw, v)
+			bw.WriteString("\r\n")
+		}
+	}
+}
+
+// sendHead writes the status line and headers.
+func (w *h1writer) sendHead() {
+	if w.headSent {
+		return
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.headSent = true
+	r := w.req
+	w.bodyless = r.Method == http.MethodHead || w.status == http.StatusNoContent || w.status == http.StatusNotModified || w.status < 200
+	if cl := w.hdr["Content-Length"]; len(cl) == 1 {
+		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
+			w.length = n
+		}
+	}
+	if w.length < 0 && !w.bodyless {
+		if r.ProtoMinor == 1 {
+			w.chunked = true
+		} else {
+			w.keepAlive = false // HTTP/1.0: the body ends with the connection
+		}
+	}
+	if w.conn.srv.draining.Load() {
+		w.keepAlive = false
+	}
+	bw := w.conn.bw
+	if w.status == http.StatusOK {
+		bw.WriteString("HTTP/1.1 200 OK\r\n")
+	} else {
+		bw.WriteString("HTTP/1.1 ")
+		var nb [8]byte
+		bw.Write(strconv.AppendInt(nb[:0], int64(w.status), 10))
+		bw.WriteString(" ")
+		bw.WriteString(http.StatusText(w.status))
+		bw.WriteString("\r\n")
+	}
+	w.writeHeaderLines(true)
+	if _, ok := w.hdr["Date"]; !ok {
+		bw.WriteString("Date: ")
+		bw.WriteString(httpDate())
+		bw.WriteString("\r\n")
+	}
+	if w.chunked {
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	switch {
+	case !w.keepAlive:
+		bw.WriteString("Connection: close\r\n")
+	case r.ProtoMinor == 0:
+		bw.WriteString("Connection: keep-alive\r\n")
+	}
+	bw.WriteString("\r\n")
+}
+
+func (w *h1writer) Write(p []byte) (int, error) {
+	if w.hijacked {
+		return 0, http.ErrHijacked
+	}
+	w.sendHead()
+	if w.bodyless {
+		return len(p), nil
+	}
+	if w.length >= 0 && w.written+int64(len(p)) > w.length {
+		return 0, http.ErrContentLength
+	}
+	w.written += int64(len(p))
+	bw := w.conn.bw
+	if w.chunked {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		var nb [16]byte
+		bw.Write(strconv.AppendInt(nb[:0], int64(len(p)), 16))
+		bw.WriteString("\r\n")
+		n, err := bw.Write(p)
+		bw.WriteString("\r\n")
+		return n, err
+	}
+	return bw.Write(p)
+}
+
+// Flush sends what is buffered (the head included) to the client.
+func (w *h1writer) Flush() {
+	if w.hijacked {
+		return
+	}
+	w.sendHead()
+	_ = w.conn.bw.Flush()
+}
+
+// FlushError is Flush for http.ResponseController.
+func (w *h1writer) FlushError() error {
+	if w.hijacked {
+		return http.ErrHijacked
+	}
+	w.sendHead()
+	return w.conn.bw.Flush()
+}
+
+// Hijack hands the connection to the handler (WebSocket).
+func (w *h1writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.hijacked {
+		return nil, nil, http.ErrHijacked
+	}
+	if w.headSent {
+		return nil, nil, errors.New("hijack after the response head was sent")
+	}
+	w.hijacked = true
+	hc := w.conn
+	_ = hc.c.SetDeadline(time.Time{})
+	hc.detached = true
+	hc.srv.forget(hc) // a tunnel now, tracked as one by the engine
+	return hc.c, bufio.NewReadWriter(hc.br, hc.bw), nil
+}
+
+// finish completes the response: the head if no body was written, the
+// last chunk with any trailers, and the check of a declared length.
+func (w *h1writer) finish() error {
+	if !w.headSent {
+		if !w.wroteHeader {
+			w.WriteHeader(http.StatusOK)
+		}
+		if w.length < 0 && !w.bodyless {
+			if _, ok := w.hdr["Content-Length"]; !ok && w.req.Method != http.MethodHead &&
+				w.status != http.StatusNoContent && w.status != http.StatusNotModified && w.status >= 200 {
+				w.hdr["Content-Length"] = []string{"0"}
+			}
+		}
+		w.sendHead()
+	}
+	bw := w.conn.bw
+	if w.chunked {
+		bw.WriteString("0\r\n")
+		for k, vs := range w.hdr {
+			name, ok := strings.CutPrefix(k, http.TrailerPrefix)
+			if !ok {
+				continue
+			}
+			for _, v := range vs {
+				bw.WriteString(name)
+				bw.WriteString(": ")
+				writeHeaderValue(bw, v)
+				bw.WriteString("\r\n")
+			}
+		}
+		bw.WriteString("\r\n")
+	}
+	if w.length >= 0 && w.written != w.length && !w.bodyless {
+		_ = bw.Flush()
+		return io.ErrShortWrite // the client cannot tell where the body ends: close
+	}
+	if !w.keepAlive {
+		return bw.Flush()
+	}
+	return nil
+}
+
+var dateCache atomic.Pointer[dateEntry]
+
+type dateEntry struct {
+	sec int64
+	s   string
+}
+
+// httpDate is the Date header value, formatted once a second.
+func httpDate() string {
+	now := time.Now()
+	if d := dateCache.Load(); d != nil && d.sec == now.Unix() {
+		return d.s
+	}
+	d := &dateEntry{sec: now.Unix(), s: now.UTC().Format(http.TimeFormat)}
+	dateCache.Store(d)
+	return d.s
+}
+
+// chanListener hands connections to a net/http server.
+type chanListener struct {
+	addr   net.Addr
+	ch     chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, ch: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *chanListener) hand(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.closed:
+		return false
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+// peekedConn replays what was read while peeking.
+type peekedConn struct {
+	net.Conn
+	r    *bufio.Reader
+	done func()
+	once sync.Once
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) {
+	if c.r.Buffered() > 0 {
+		return c.r.Read(p)
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *peekedConn) Close() error {
+	c.once.Do(c.done)
+	return c.Conn.Close()
+}
