@@ -3,6 +3,7 @@ module github.com/cairnhq/cairn
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/hudl/fargo v1.4.0
 	github.com/miekg/dns v1.1.73
 	github.com/prometheus/client_golang v1.25.0

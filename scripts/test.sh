@@ -11,6 +11,7 @@ log() { printf '\n== %s\n' "$*"; }
 need_apt=()
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v dig >/dev/null 2>&1 || need_apt+=(dnsutils) # real dig for internal/dns
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)    # real curl (HTTP/1.1, h2c, h2 over TLS) for internal/proxy
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]}"
   if [ "$(id -u)" != 0 ]; then

@@ -221,6 +221,9 @@ func (r *RouteSpec) validate(ns string) *FieldError {
 			if !strings.HasPrefix(*rw.Prefix, "/") {
 				return fieldErr("rewrite.prefix", "must start with '/'")
 			}
+			if !validEscapedPath(*rw.Prefix) {
+				return fieldErr("rewrite.prefix", "%q is not a path as sent on the wire: no spaces, control characters, '?' or '#', and '%%' only in %%XX escapes", *rw.Prefix)
+			}
 			if p := r.Match.Path; p != nil && p.Type == "regex" {
 				return fieldErr("rewrite.prefix", "needs a prefix or exact path match, not regex")
 			}
@@ -482,6 +485,24 @@ func checkHost(h string) *FieldError {
 	}
 	return nil
 }
+
+// validEscapedPath reports whether p can go into a request line as it
+// is: the rewrite prefix is sent upstream without escaping.
+func validEscapedPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c <= ' ' || c == 0x7f || c == '?' || c == '#':
+			return false
+		case c == '%':
+			if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
 
 // retryCondition reads one entry of retries.on: a condition name or a
 // status code 500-599.

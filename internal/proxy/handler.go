@@ -369,13 +369,13 @@ func (e *Engine) tryStd(ex *exchange, r *http.Request, u *upstream, deadline tim
 	timer := time.AfterFunc(time.Until(deadline), cancel)
 	resp, err := u.rt.RoundTrip(out)
 	if err != nil {
-		timer.Stop()
+		timedOut := !timer.Stop() && r.Context().Err() == nil // the per-try timer fired
 		cancel()
 		var ce *connectError
 		switch {
-		case errors.As(err, &ce) && ctx.Err() == nil:
+		case errors.As(err, &ce) && !timedOut:
 			res.outcome = outConnect
-		case ctx.Err() != nil && r.Context().Err() == nil, isTimeout(err):
+		case timedOut, isTimeout(err):
 			res.outcome = outTimeout
 		default:
 			res.outcome = outReset

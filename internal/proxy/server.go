@@ -21,7 +21,7 @@ type ServerOptions struct {
 // Server runs an Engine on listeners.
 type Server struct {
 	e     *Engine
-	h1    *h1server    // the plain listener: HTTP/1.1 here, h2c handed to plain
+	h1    *h1server // the plain listener: HTTP/1.1 here, h2c handed to plain
 	plain *http.Server
 	tls   *http.Server
 	opts  ServerOptions
@@ -102,10 +102,8 @@ func (s *Server) Drain(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	tdone := make(chan struct{})
-	go func() { s.e.tunnels.wg.Wait(); close(tdone) }()
 	select {
-	case <-tdone:
+	case <-s.e.tunnels.drained():
 	case <-ctx.Done():
 		s.e.tunnels.closeAll()
 		for _, hs := range []*http.Server{s.plain, s.tls} {

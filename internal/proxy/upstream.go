@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cairnhq/cairn/internal/proxy/balancer"
@@ -50,6 +51,11 @@ type upstream struct {
 const (
 	maxIdlePerUpstream = 512
 	idleConnTimeout    = 90 * time.Second
+	// probeIdle: a connection idle this long is checked before reuse, as
+	// backends close idle connections on their own timeouts (gunicorn
+	// after 2s, Node after 5s) and a request sent on one fails unless it
+	// can be sent again. Busy connections are reused unchecked.
+	probeIdle = 200 * time.Millisecond
 )
 
 func newUpstream(key, addr string, useTLS, h2 bool, zone string, weight int) *upstream {
@@ -120,6 +126,7 @@ type upConn struct {
 	idleAt time.Time
 	hdr    []byte    // scratch for the response head
 	dl     time.Time // the deadline last set on c
+	rc     syscall.RawConn
 }
 
 // setDeadline sets the connection's deadline to t unless the one in place
@@ -156,7 +163,8 @@ func (u *upstream) get(deadline time.Time) (uc *upConn, reused bool, err error) 
 			uc = u.idle[n-1]
 			u.idle[n-1] = nil
 			u.idle = u.idle[:n-1]
-			if now.Sub(uc.idleAt) < idleConnTimeout {
+			idle := now.Sub(uc.idleAt)
+			if idle < idleConnTimeout && (idle < probeIdle || uc.br.Buffered() == 0 && (uc.rc == nil || !peerClosed(uc.rc))) {
 				u.mu.Unlock()
 				if waited {
 					u.pending.Add(-1)
@@ -208,7 +216,11 @@ func (u *upstream) connect(deadline time.Time) (*upConn, error) {
 	if err != nil {
 		return nil, &connectError{err}
 	}
-	return &upConn{up: u, c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 8<<10)}, nil
+	uc := &upConn{up: u, c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 8<<10)}
+	if sc, ok := c.(syscall.Conn); ok {
+		uc.rc, _ = sc.SyscallConn()
+	}
+	return uc, nil
 }
 
 // put returns a connection after a complete exchange; broken is true when

@@ -26,11 +26,13 @@ func isWebSocket(r *http.Request) bool {
 }
 
 // tunnels tracks hijacked connections, which http.Server.Shutdown does not
-// wait for: Drain closes them once its grace period ends.
+// wait for: Drain closes them once its grace period ends. (Not a
+// WaitGroup: a tunnel may open while Drain waits, and a WaitGroup's Add
+// from zero must happen before its Wait.)
 type tunnels struct {
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	empty chan struct{} // closed when the last tunnel goes; nil while nobody waits
 }
 
 func (t *tunnels) add(c net.Conn) {
@@ -40,14 +42,31 @@ func (t *tunnels) add(c net.Conn) {
 	}
 	t.conns[c] = struct{}{}
 	t.mu.Unlock()
-	t.wg.Add(1)
 }
 
 func (t *tunnels) remove(c net.Conn) {
 	t.mu.Lock()
 	delete(t.conns, c)
+	if len(t.conns) == 0 && t.empty != nil {
+		close(t.empty)
+		t.empty = nil
+	}
 	t.mu.Unlock()
-	t.wg.Done()
+}
+
+// drained returns a channel that is closed once no tunnel is open.
+func (t *tunnels) drained() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.conns) == 0 {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	if t.empty == nil {
+		t.empty = make(chan struct{})
+	}
+	return t.empty
 }
 
 // closeAll closes every tunnel (the end of a drain).
@@ -170,6 +189,9 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, rt *route,
 		e.finishError(w, r, rt, rec, &tryResult{be: be}, http.StatusInternalServerError, "connection cannot be upgraded")
 		return
 	}
+	// A tunnel from now on: the server stopped tracking the connection,
+	// so a drain must find it here.
+	e.tunnels.add(client)
 	rec.status = http.StatusSwitchingProtocols
 	// The 101 head as the backend sent it, minus nothing: Upgrade and
 	// Connection are the point of it.
@@ -188,9 +210,9 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, rt *route,
 	if err := crw.Flush(); err != nil {
 		client.Close()
 		upClose()
+		e.tunnels.remove(client)
 		return
 	}
-	e.tunnels.add(client)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	var up2down, down2up int64

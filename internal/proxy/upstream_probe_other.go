@@ -1,0 +1,8 @@
+//go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
+
+package proxy
+
+import "syscall"
+
+// peerClosed cannot tell here; a stale connection is found when used.
+func peerClosed(syscall.RawConn) bool { return false }
