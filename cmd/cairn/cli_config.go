@@ -132,6 +132,27 @@ func (c *cli) printResults(res *client.ApplyResult) error {
 	})
 }
 
+// fileArgs parses the flags of a verb that works on -f FILEs only, and
+// reads and checks the files.
+func (c *cli) fileArgs(args []string, files *listFlag) ([]source, *client.Client, error) {
+	pos, err := c.parse(args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := c.args(pos, 0, 0); err != nil {
+		return nil, nil, err
+	}
+	if len(*files) == 0 {
+		return nil, nil, c.usageError("-f FILE is required")
+	}
+	cl, err := c.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	srcs, err := readSources(*files)
+	return srcs, cl, err
+}
+
 func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newCLI("apply", "-f FILE [-f FILE ...] [--dry-run]",
 		"Create or update config documents (routes) from YAML or JSON files, as one atomic change:\n"+
@@ -139,21 +160,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			"per document: created, configured or unchanged.", stdout, stderr)
 	files := c.filesFlag("`FILE` of documents (YAML separated by ---, or JSON)")
 	dryRun := c.fs.Bool("dry-run", false, "show what would change, change nothing")
-	pos, err := c.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := c.args(pos, 0, 0); err != nil {
-		return err
-	}
-	if len(*files) == 0 {
-		return c.usageError("-f FILE is required")
-	}
-	cl, err := c.client()
-	if err != nil {
-		return err
-	}
-	srcs, err := readSources(*files)
+	srcs, cl, err := c.fileArgs(args, files)
 	if err != nil {
 		return err
 	}

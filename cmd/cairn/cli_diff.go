@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -35,22 +37,11 @@ func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			"document the server lacks shows as all added. Exit status: 0 no differences,\n"+
 			"1 differences, 2 an error.", stdout, stderr)
 	files := c.filesFlag("`FILE` of documents to compare")
-	pos, err := c.parse(args)
+	srcs, cl, err := c.fileArgs(args, files)
 	if err != nil {
-		return err
-	}
-	if err := c.args(pos, 0, 0); err != nil {
-		return err
-	}
-	if len(*files) == 0 {
-		return c.usageError("-f FILE is required")
-	}
-	cl, err := c.client()
-	if err != nil {
-		return err
-	}
-	srcs, err := readSources(*files)
-	if err != nil {
+		if errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
+			return err
+		}
 		return &exitError{code: 2, err: err}
 	}
 	differ := 0

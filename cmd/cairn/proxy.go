@@ -162,14 +162,8 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "Usage: cairn proxy (--server URL | --config FILE) [flags]\n\nRun the gateway: route HTTP/1.1, HTTP/2, gRPC and WebSocket traffic to registry services or static addresses.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if (*server == "") == (*file == "") {
 		return errors.New("give exactly one of --server URL and --config FILE")

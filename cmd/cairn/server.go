@@ -160,8 +160,8 @@ func newLogger(w io.Writer, level string, asJSON bool) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, opts)), nil
 }
 
-func serve(ctx context.Context, name string, args []string, stdout, stderr io.Writer, dev bool) error {
-	fs, c := serverFlags(name, stderr, dev)
+// parseFlags parses a command's flags, which take no arguments after them.
+func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -170,6 +170,14 @@ func serve(ctx context.Context, name string, args []string, stdout, stderr io.Wr
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+func serve(ctx context.Context, name string, args []string, stdout, stderr io.Writer, dev bool) error {
+	fs, c := serverFlags(name, stderr, dev)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if err := c.validate(); err != nil {
 		return err

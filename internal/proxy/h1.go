@@ -86,10 +86,7 @@ func (o *outbound) writeH1(bw *bufio.Writer, buf []byte) error {
 			continue
 		}
 		for _, v := range vs {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			writeHeaderValue(bw, v)
-			bw.WriteString("\r\n")
+			writeHeaderLine(bw, k, v)
 		}
 	}
 	bw.WriteString("X-Forwarded-For: ")
@@ -144,15 +141,20 @@ func (o *outbound) writeH1(bw *bufio.Writer, buf []byte) error {
 		bw.WriteString("0\r\n")
 		for k, vs := range o.trailer {
 			for _, v := range vs {
-				bw.WriteString(k)
-				bw.WriteString(": ")
-				writeHeaderValue(bw, v)
-				bw.WriteString("\r\n")
+				writeHeaderLine(bw, k, v)
 			}
 		}
 		bw.WriteString("\r\n")
 	}
 	return bw.Flush()
+}
+
+// writeHeaderLine writes "k: v\r\n".
+func writeHeaderLine(bw *bufio.Writer, k, v string) {
+	bw.WriteString(k)
+	bw.WriteString(": ")
+	writeHeaderValue(bw, v)
+	bw.WriteString("\r\n")
 }
 
 // writeHeaderValue writes v with any CR or LF replaced by a space: a

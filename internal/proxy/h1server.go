@@ -677,10 +677,7 @@ func (w *h1writer) writeHeaderLines(skipFraming bool) {
 			continue
 		}
 		for _, v := range vs {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			writeHeaderValue(bw, v)
-			bw.WriteString("\r\n")
+			writeHeaderLine(bw, k, v)
 		}
 	}
 }
@@ -825,10 +822,7 @@ func (w *h1writer) finish() error {
 				continue
 			}
 			for _, v := range vs {
-				bw.WriteString(name)
-				bw.WriteString(": ")
-				writeHeaderValue(bw, v)
-				bw.WriteString("\r\n")
+				writeHeaderLine(bw, name, v)
 			}
 		}
 		bw.WriteString("\r\n")

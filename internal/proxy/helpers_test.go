@@ -178,7 +178,14 @@ var testClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64
 
 func get(t *testing.T, url string, hdr ...string) (int, http.Header, string) {
 	t.Helper()
-	req, err := http.NewRequest("GET", url, nil)
+	return send(t, "GET", url, hdr...)
+}
+
+// send makes a request with headers given as name, value pairs ("Host"
+// sets the request's host) and returns the status, headers and body.
+func send(t *testing.T, method, url string, hdr ...string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

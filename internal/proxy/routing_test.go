@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -24,27 +23,8 @@ func addr(b *testBackend) string { return `"` + b.addr + `"` }
 // ("" for none).
 func do(t *testing.T, method, url string, hdr ...string) (int, string, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		if strings.EqualFold(hdr[i], "host") {
-			req.Host = hdr[i+1]
-			continue
-		}
-		req.Header.Add(hdr[i], hdr[i+1])
-	}
-	resp, err := testClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header.Get("X-Backend"), string(b)
+	code, h, body := send(t, method, url, hdr...)
+	return code, h.Get("X-Backend"), body
 }
 
 func TestRoutingMatchAndPrecedence(t *testing.T) {

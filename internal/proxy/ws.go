@@ -198,10 +198,7 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, rt *route,
 	crw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
 	for k, vs := range ex.hdr {
 		for _, v := range vs {
-			crw.WriteString(k)
-			crw.WriteString(": ")
-			writeHeaderValue(crw.Writer, v)
-			crw.WriteString("\r\n")
+			writeHeaderLine(crw.Writer, k, v)
 		}
 	}
 	crw.WriteString("X-Request-Id: ")
