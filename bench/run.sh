@@ -7,15 +7,19 @@
 #   bench/run.sh --eureka --quick  its smoke run: 2k instances (under a minute)
 #   bench/run.sh --dns             DNS: dnsperf against Cairn and CoreDNS (about 4.5 minutes)
 #   bench/run.sh --dns --quick     its smoke run (about 30 seconds, once CoreDNS is cached)
+#   bench/run.sh --gateway         the gateway: wrk directly, through Cairn, nginx and HAProxy (about 6 minutes)
+#   bench/run.sh --gateway --quick its smoke run (about 1.5 minutes)
 #
 # Installs etcd-server if /usr/bin/etcd is missing (nginx for --eureka,
 # dnsperf and dnsutils for --dns, which also builds CoreDNS once into
-# ${XDG_CACHE_HOME:-~/.cache}/cairn-bench),
+# ${XDG_CACHE_HOME:-~/.cache}/cairn-bench; wrk, nginx and haproxy, and no
+# etcd, for --gateway),
 # builds cairn and the load generator, then for each size starts a fresh
 # Cairn server and a fresh single-member etcd side by side on 127.0.0.1
 # (data dirs under a temp dir), measures both, stops both, and prints the
 # summary tables (--eureka: one Cairn, etcd and nginx; see eureka.sh;
-# --dns: one Cairn, CoreDNS, etcd and CoreDNS on etcd; see dns.sh). Raw
+# --dns: one Cairn, CoreDNS, etcd and CoreDNS on etcd; see dns.sh;
+# --gateway: two backends, cairn proxy, nginx, HAProxy; see gateway.sh). Raw
 # JSON results, the summary, the progress log and the server logs are kept
 # in bench/out/<timestamp>/.
 # CAIRN_BIN=/path/to/cairn uses that binary instead of building one.
@@ -33,8 +37,9 @@ for arg in "$@"; do
     --quick) mode=quick ;;
     --eureka) suite=eureka ;;
     --dns) suite=dns ;;
-    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: $0 [--eureka | --dns] [--quick]" >&2; exit 2 ;;
+    --gateway) suite=gateway ;;
+    -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: $0 [--eureka | --dns | --gateway] [--quick]" >&2; exit 2 ;;
   esac
 done
 
@@ -46,12 +51,17 @@ fi
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-# --- etcd (and nginx) --------------------------------------------------------
+# --- etcd (and nginx, ...) ---------------------------------------------------
 etcd_bin=/usr/bin/etcd
 nginx_bin=/usr/sbin/nginx
+haproxy_bin=/usr/sbin/haproxy
+wrk_bin=/usr/bin/wrk
 missing=()
-[ -x "$etcd_bin" ] || missing+=(etcd-server)
+[ "$suite" = gateway ] || [ -x "$etcd_bin" ] || missing+=(etcd-server)
 [ "$suite" != eureka ] || [ -x "$nginx_bin" ] || missing+=(nginx)
+[ "$suite" != gateway ] || [ -x "$nginx_bin" ] || missing+=(nginx)
+[ "$suite" != gateway ] || [ -x "$haproxy_bin" ] || missing+=(haproxy)
+[ "$suite" != gateway ] || [ -x "$wrk_bin" ] || missing+=(wrk)
 [ "$suite" != dns ] || [ -x /usr/bin/dnsperf ] || missing+=(dnsperf)
 [ "$suite" != dns ] || [ -x /usr/bin/dig ] || missing+=(dnsutils)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -62,8 +72,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # Debian's nginx package would start a system nginx on port 80 where
-  # services may start; this script runs its own on a free port only.
+  # Debian's nginx and haproxy packages would start a system nginx on port
+  # 80 (and a haproxy) where services may start; this script runs its own
+  # on free ports only.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
@@ -87,7 +98,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ -n "${CAIRN_BIN:-}" ]; then
+if [ "$suite" = gateway ] && [[ " ${GATEWAY_TARGETS:-cairn} " != *" cairn "* ]]; then
+  log "building cairnbench (GATEWAY_TARGETS leaves Cairn out)"
+elif [ -n "${CAIRN_BIN:-}" ]; then
   log "using cairn binary $CAIRN_BIN; building cairnbench"
   cp "$CAIRN_BIN" "$work/cairn"
 else
@@ -151,6 +164,11 @@ fi
 if [ "$suite" = dns ]; then
   # shellcheck source=dns.sh
   . "$here/dns.sh"
+  exit 0
+fi
+if [ "$suite" = gateway ]; then
+  # shellcheck source=gateway.sh
+  . "$here/gateway.sh"
   exit 0
 fi
 

@@ -9,6 +9,9 @@
 //	cairnbench dns -url URL -pid PID -dns ADDR -coredns ADDR -coredns-pid PID -workdir DIR -out dns.json
 //	cairnbench dns-zone -out FILE   the DNS benchmark's records as a zone file for CoreDNS
 //	cairnbench dns-report dns.json
+//	cairnbench gateway -target direct=URL -target cairn=URL -pid cairn=PID ... -backend-pids P1,P2 -workdir DIR -out gateway.json
+//	cairnbench gateway-report gateway.json
+//	cairnbench paced -url URL -rate 2000 -c 32 -for 10s   open-loop GETs of one URL at a fixed rate
 //	cairnbench get -url URL [-accept A] [-gzip] -c 4 -for 5s   closed-loop GETs of one URL
 //	cairnbench freeport [-udp] print a free TCP (and UDP) port on 127.0.0.1
 //	cairnbench wait -url URL   wait until URL answers 200 (-dns ADDR: until a DNS server answers)
@@ -67,7 +70,7 @@ func main() {
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
 	log.SetPrefix("cairnbench: ")
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: cairnbench cairn|etcd|report|eureka|eureka-report|dns|dns-zone|dns-report|get|freeport|wait|busy [flags]")
+		fmt.Fprintln(os.Stderr, "usage: cairnbench cairn|etcd|report|eureka|eureka-report|dns|dns-zone|dns-report|gateway|gateway-report|paced|get|freeport|wait|busy [flags]")
 		os.Exit(2)
 	}
 	// Bounded in time whatever the flags say: nothing here should run for an hour.
@@ -94,6 +97,12 @@ func main() {
 		err = runDNSZone(args)
 	case "dns-report":
 		err = runDNSReport(args)
+	case "gateway":
+		err = runGateway(ctx, args)
+	case "gateway-report":
+		err = runGatewayReport(args)
+	case "paced":
+		err = runPaced(ctx, args)
 	case "get":
 		err = runGet(ctx, args)
 	case "freeport":
