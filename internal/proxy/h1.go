@@ -274,7 +274,7 @@ func (uc *upConn) readOneHead(h http.Header, method string) (rh respHead, err er
 		var line string
 		line, rest, _ = strings.Cut(rest, "\n")
 		k, v, ok := strings.Cut(line, ":")
-		if !ok || k == "" || strings.ContainsAny(k, " \t") {
+		if !ok || k == "" || !isToken(k) {
 			if line[0] == ' ' || line[0] == '\t' {
 				return rh, errors.New("upstream response uses obsolete header folding")
 			}
@@ -325,6 +325,15 @@ func (uc *upConn) readOneHead(h http.Header, method string) (rh respHead, err er
 		rh.close = true // the body runs to the end of the connection
 	}
 	return rh, nil
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !tokenChars[s[i]] {
+			return false
+		}
+	}
+	return true
 }
 
 // canonicalKey returns the canonical form of a header name, without

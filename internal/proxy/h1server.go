@@ -482,9 +482,16 @@ func wantsKeepAlive(h http.Header, minor int) bool {
 	return minor == 1
 }
 
-func isTokenChar(c byte) bool {
-	return c > ' ' && c < 0x7f && !strings.ContainsRune("\"(),/:;<=>?@[\\]{}", rune(c))
-}
+// tokenChars marks the bytes allowed in a token (RFC 9110 5.6.2): method
+// and header names. A table: the check runs on every byte of every name.
+var tokenChars = func() (t [256]bool) {
+	for c := '!'; c <= '~'; c++ {
+		t[c] = !strings.ContainsRune("\"(),/:;<=>?@[\\]{}", c)
+	}
+	return t
+}()
+
+func isTokenChar(c byte) bool { return tokenChars[c] }
 
 // writeError answers a request that could not be parsed and ends the
 // connection.
