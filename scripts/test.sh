@@ -12,6 +12,10 @@ need_apt=()
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v dig >/dev/null 2>&1 || need_apt+=(dnsutils) # real dig for internal/dns
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)    # real curl (HTTP/1.1, h2c, h2 over TLS) for internal/proxy
+# node and npm run the real eureka-js-client (internal/eureka/jsclient_test.go),
+# pinned in internal/eureka/testdata/jsclient/package-lock.json.
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]}"
   if [ "$(id -u)" != 0 ]; then
@@ -23,22 +27,8 @@ if ((${#need_apt[@]})); then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-# --- eureka-js-client (internal/eureka/jsclient_test.go) -------------------
-# The Eureka API is tested with the real eureka-js-client, pinned in
-# internal/eureka/testdata/jsclient/package-lock.json; it needs node and npm.
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  log "installing nodejs npm"
-  if [ "$(id -u)" != 0 ]; then
-    echo "scripts/test.sh: node/npm missing and not root: install nodejs and npm or run as root" >&2
-    exit 1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-fi
 log "npm ci (internal/eureka/testdata/jsclient)"
 (cd internal/eureka/testdata/jsclient && npm ci --no-audit --no-fund --loglevel=error)
-# --- end eureka-js-client ---------------------------------------------------
 
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bench/*'))

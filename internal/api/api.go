@@ -270,8 +270,13 @@ func decodeBody(r *http.Request, v any) error {
 			return &inputError{code: http.StatusUnsupportedMediaType, field: "Content-Type", msg: "body must be application/json"}
 		}
 	}
-	body := http.MaxBytesReader(nil, r.Body, maxBody)
-	dec := json.NewDecoder(body)
+	return decodeStrict(http.MaxBytesReader(nil, r.Body, maxBody), v)
+}
+
+// decodeStrict reads one JSON object into v: unknown fields and trailing
+// data are refused, and errors name the field.
+func decodeStrict(rd io.Reader, v any) error {
+	dec := json.NewDecoder(rd)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)

@@ -224,7 +224,7 @@ func (s *Server) applyConfig(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		var in applyInput
-		if err := decodeStrict(data, &in); err != nil {
+		if err := decodeStrict(bytes.NewReader(data), &in); err != nil {
 			s.writeError(w, err)
 			return
 		}
@@ -293,18 +293,4 @@ func configFormat(ct string) (isYAML bool, err error) {
 		return true, nil
 	}
 	return false, &inputError{code: http.StatusUnsupportedMediaType, field: "Content-Type", msg: "body must be application/json or application/yaml"}
-}
-
-// decodeStrict reads one JSON object from data into v as decodeBody does
-// from a request: unknown fields and trailing data are refused.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badRequest("body", "must hold exactly one JSON object")
-	}
-	return nil
 }

@@ -218,12 +218,9 @@ func (d *Document) Normalize() *FieldError {
 	default:
 		return fieldErr("apiVersion", "must be %q", APIVersion)
 	}
-	if d.Kind == "" {
-		return fieldErr("kind", "is required")
-	}
-	k := CanonicalKind(d.Kind)
-	if k == "" {
-		return fieldErr("kind", "unknown kind %q (known: Route)", d.Kind)
+	k, fe := checkKind(d.Kind)
+	if fe != nil {
+		return fe
 	}
 	d.Kind = k
 	if fe := validName("metadata.name", d.Metadata.Name); fe != nil {
@@ -256,6 +253,19 @@ func (d *Document) Normalize() *FieldError {
 	return nil
 }
 
+// checkKind returns the canonical spelling of a kind, or an error naming
+// the field "kind".
+func checkKind(kind string) (string, *FieldError) {
+	if kind == "" {
+		return "", fieldErr("kind", "is required")
+	}
+	k := CanonicalKind(kind)
+	if k == "" {
+		return "", fieldErr("kind", "unknown kind %q (known: Route)", kind)
+	}
+	return k, nil
+}
+
 // validName checks a name or namespace: a lowercase DNS label.
 func validName(field, s string) *FieldError {
 	switch {
@@ -263,14 +273,26 @@ func validName(field, s string) *FieldError {
 		return fieldErr(field, "is required")
 	case len(s) > 63:
 		return fieldErr(field, "must be at most 63 characters")
+	case !IsLabel(s):
+		return fieldErr(field, "%q must be a lowercase DNS label ([a-z0-9-], not starting or ending with '-')", s)
+	}
+	return nil
+}
+
+// IsLabel reports whether s matches [a-z0-9]([-a-z0-9]*[a-z0-9])?, the
+// names of namespaces, services, ports and documents (length aside). A
+// hand loop: names are checked on request paths.
+func IsLabel(s string) bool {
+	if s == "" || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') || (c == '-' && (i == 0 || i == len(s)-1)) {
-			return fieldErr(field, "%q must be a lowercase DNS label ([a-z0-9-], not starting or ending with '-')", s)
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 // strictJSON decodes data into v, refusing unknown fields and naming the

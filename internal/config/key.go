@@ -14,12 +14,9 @@ import (
 // empty namespace for "default") and rewrites it canonically. Errors name
 // "kind", "namespace" or "name".
 func (k *Key) Normalize() *FieldError {
-	if k.Kind == "" {
-		return fieldErr("kind", "is required")
-	}
-	kind := CanonicalKind(k.Kind)
-	if kind == "" {
-		return fieldErr("kind", "unknown kind %q (known: Route)", k.Kind)
+	kind, fe := checkKind(k.Kind)
+	if fe != nil {
+		return fe
 	}
 	k.Kind = kind
 	if k.Namespace == "" {

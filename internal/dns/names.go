@@ -2,6 +2,8 @@ package dns
 
 import (
 	"strings"
+
+	"github.com/cairnhq/cairn/internal/config"
 )
 
 // Names Cairn answers, under each of its zones Z (--dns-domain, default
@@ -100,16 +102,5 @@ func parseName(name, zone string) (q query, ok bool) {
 	return q, true
 }
 
-// isLabel reports whether s is a lowercase DNS label: [a-z0-9]([-a-z0-9]*[a-z0-9])?
-func isLabel(s string) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+// isLabel reports whether s is a lowercase DNS label of at most 63 bytes.
+func isLabel(s string) bool { return len(s) <= 63 && config.IsLabel(s) }

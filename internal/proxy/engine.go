@@ -142,6 +142,7 @@ type backend struct {
 	bal      *balancer.Balancer
 	outliers *balancer.Outliers
 	tls, h2  bool
+	metrics  *backendMetrics // nil without metrics
 }
 
 // Update compiles a snapshot and swaps it in. A snapshot with an error is
@@ -163,15 +164,12 @@ func (e *Engine) Update(s *Snapshot) error {
 			delete(e.upstreams, key)
 		}
 	}
+	live := make(map[string]bool, len(st.routes))
+	for _, r := range st.routes {
+		live[r.name] = true
+	}
 	for key := range e.budgets {
-		found := false
-		for _, r := range st.routes {
-			if r.name == key {
-				found = true
-				break
-			}
-		}
-		if !found {
+		if !live[key] {
 			delete(e.budgets, key)
 		}
 	}
@@ -327,8 +325,6 @@ func (e *Engine) build(s *Snapshot) (*state, map[string]bool, error) {
 					r.prefixLen--
 				}
 			}
-		} else if r.rewritePrefix != nil {
-			r.prefixLen = 0
 		}
 		rr.Headers = valueMatches(spec.Match.Headers)
 		rr.Query = valueMatches(spec.Match.Query)

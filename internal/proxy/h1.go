@@ -220,32 +220,15 @@ func (uc *upConn) readHead(h http.Header, method string) (respHead, error) {
 
 func (uc *upConn) readOneHead(h http.Header, method string) (rh respHead, err error) {
 	rh.length = -1
-	buf := uc.hdr[:0]
-	lines := 0
-	for {
-		line, err := uc.br.ReadSlice('\n')
-		if len(line) > 0 {
-			rh.anyHeader = true
-		}
-		if err != nil {
-			if errors.Is(err, bufio.ErrBufferFull) {
-				return rh, fmt.Errorf("upstream response head line longer than %d bytes", uc.br.Size())
-			}
-			return rh, &resetError{err}
-		}
-		if len(buf)+len(line) > maxHeadBytes {
-			return rh, fmt.Errorf("upstream response head larger than %d bytes", maxHeadBytes)
-		}
-		line = bytes.TrimRight(line, "\r\n")
-		if len(line) == 0 {
-			if lines == 0 {
-				continue // tolerate a stray blank line before the status
-			}
-			break
-		}
-		buf = append(buf, line...)
-		buf = append(buf, '\n')
-		lines++
+	buf, lines, read, err := readHeadLines(uc.br, uc.hdr[:0], maxHeadBytes)
+	rh.anyHeader = read
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		return rh, fmt.Errorf("upstream response head line longer than %d bytes", uc.br.Size())
+	case errors.Is(err, errHeadTooLarge):
+		return rh, fmt.Errorf("upstream response head larger than %d bytes", maxHeadBytes)
+	case err != nil:
+		return rh, &resetError{err}
 	}
 	uc.hdr = buf
 	head := string(buf) // the one allocation for every string of the head
@@ -266,22 +249,18 @@ func (uc *upConn) readOneHead(h http.Header, method string) (rh respHead, err er
 	if err != nil || rh.status < 100 {
 		return rh, fmt.Errorf("malformed upstream status %q", statusLine)
 	}
-	clear(h)
-	vals := make([]string, lines-1)
-	vi := 0
+	hs := newHeaderSet(h, lines-1)
 	keepAlive := false
 	for rest != "" {
 		var line string
 		line, rest, _ = strings.Cut(rest, "\n")
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || k == "" || !isToken(k) {
-			if line[0] == ' ' || line[0] == '\t' {
-				return rh, errors.New("upstream response uses obsolete header folding")
-			}
+		k, v, err := headerField(line)
+		switch {
+		case err == errFolding:
+			return rh, errors.New("upstream response uses obsolete header folding")
+		case err != nil:
 			return rh, fmt.Errorf("malformed upstream header line %q", line)
 		}
-		k = canonicalKey(k)
-		v = textproto.TrimString(v)
 		switch k {
 		case "Content-Length":
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -303,13 +282,7 @@ func (uc *upConn) readOneHead(h http.Header, method string) (rh respHead, err er
 				keepAlive = true
 			}
 		}
-		if old, ok := h[k]; ok {
-			h[k] = append(old, v)
-		} else {
-			vals[vi] = v
-			h[k] = vals[vi : vi+1 : vi+1]
-			vi++
-		}
+		hs.add(k, v)
 	}
 	if rh.minor == 0 && !keepAlive {
 		rh.close = true
@@ -325,6 +298,81 @@ func (uc *upConn) readOneHead(h http.Header, method string) (rh respHead, err er
 		rh.close = true // the body runs to the end of the connection
 	}
 	return rh, nil
+}
+
+// errHeadTooLarge is a head past the size limit.
+var errHeadTooLarge = errors.New("head too large")
+
+// readHeadLines reads a message head (the start line and the header lines,
+// up to the blank line) into buf, one line per '\n' without CR LF, skipping
+// blank lines before the start line (RFC 9112 2.2). read tells whether any
+// byte arrived. err is bufio.ErrBufferFull for a line longer than br's
+// buffer, errHeadTooLarge past max bytes, or the read's own error.
+func readHeadLines(br *bufio.Reader, buf []byte, max int) (out []byte, lines int, read bool, err error) {
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			read = true
+		}
+		if err != nil {
+			return buf, lines, read, err
+		}
+		if len(buf)+len(line) > max {
+			return buf, lines, read, errHeadTooLarge
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			if lines == 0 {
+				continue
+			}
+			return buf, lines, read, nil
+		}
+		buf = append(buf, line...)
+		buf = append(buf, '\n')
+		lines++
+	}
+}
+
+// errFolding and errHeaderLine are header lines headerField refuses.
+var (
+	errFolding    = errors.New("obsolete header folding")
+	errHeaderLine = errors.New("malformed header line")
+)
+
+// headerField splits a header line into its canonical name and trimmed
+// value.
+func headerField(line string) (k, v string, err error) {
+	if line[0] == ' ' || line[0] == '\t' {
+		return "", "", errFolding
+	}
+	k, v, ok := strings.Cut(line, ":")
+	if !ok || k == "" || !isToken(k) {
+		return "", "", errHeaderLine
+	}
+	return canonicalKey(k), textproto.TrimString(v), nil
+}
+
+// headerSet fills a header map from one head: all its values share one
+// backing slice, sized to the head's lines, so the head costs one
+// allocation for them instead of one per header.
+type headerSet struct {
+	h    http.Header
+	vals []string
+}
+
+func newHeaderSet(h http.Header, lines int) headerSet {
+	clear(h)
+	return headerSet{h: h, vals: make([]string, 0, lines)}
+}
+
+func (s *headerSet) add(k, v string) {
+	if old, ok := s.h[k]; ok {
+		s.h[k] = append(old, v)
+		return
+	}
+	s.vals = append(s.vals, v)
+	n := len(s.vals)
+	s.h[k] = s.vals[n-1 : n : n]
 }
 
 func isToken(s string) bool {
@@ -356,7 +404,7 @@ type bodyReader struct {
 	uc        *upConn
 	remaining int64 // Content-Length bodies: bytes left; -1: read to close
 	chunked   bool
-	chunkLeft int64 // chunked: bytes left in the current chunk
+	ch        chunkedReader
 	done      bool
 	trailer   http.Header
 	idle      time.Duration
@@ -367,7 +415,7 @@ type bodyReader struct {
 }
 
 func (b *bodyReader) reset(uc *upConn, rh *respHead, idle time.Duration) {
-	*b = bodyReader{uc: uc, remaining: rh.length, chunked: rh.chunked, idle: idle, closeAfter: rh.close}
+	*b = bodyReader{uc: uc, remaining: rh.length, chunked: rh.chunked, ch: chunkedReader{br: uc.br}, idle: idle, closeAfter: rh.close}
 	if rh.noBody || rh.length == 0 {
 		b.done = true
 	}
@@ -385,7 +433,13 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 	switch {
 	case b.chunked:
-		return b.readChunked(p)
+		n, err := b.ch.Read(p)
+		if err == io.EOF {
+			b.done, b.trailer = true, b.ch.trailer
+		} else if err != nil {
+			b.err = err
+		}
+		return n, err
 	case b.remaining < 0:
 		n, err := b.uc.br.Read(p)
 		if err == io.EOF {
@@ -414,46 +468,80 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 }
 
-func (b *bodyReader) readChunked(p []byte) (int, error) {
-	if b.chunkLeft == 0 {
-		line, err := b.readLine()
+// chunkedReader decodes a chunked body (RFC 9112 7.1), trailers
+// included: the response bodies of upstreams and the request bodies of
+// clients.
+type chunkedReader struct {
+	br      *bufio.Reader
+	left    int64 // bytes left in the current chunk
+	trailer http.Header
+}
+
+// Read returns body bytes, and io.EOF after the last chunk and its
+// trailers.
+func (c *chunkedReader) Read(p []byte) (int, error) {
+	if c.left == 0 {
+		line, err := readCRLFLine(c.br)
 		if err != nil {
-			return 0, b.fail(err)
+			return 0, err
 		}
 		if i := bytes.IndexByte(line, ';'); i >= 0 {
 			line = line[:i] // chunk extensions are ignored
 		}
 		n, err := strconv.ParseInt(string(bytes.TrimSpace(line)), 16, 64)
 		if err != nil || n < 0 {
-			return 0, b.fail(fmt.Errorf("malformed chunk size %q", line))
+			return 0, fmt.Errorf("malformed chunk size %q", line)
 		}
 		if n == 0 {
-			return 0, b.readTrailer()
+			return 0, c.readTrailer()
 		}
-		b.chunkLeft = n
+		c.left = n
 	}
-	if int64(len(p)) > b.chunkLeft {
-		p = p[:b.chunkLeft]
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
 	}
-	n, err := b.uc.br.Read(p)
-	b.chunkLeft -= int64(n)
+	n, err := c.br.Read(p)
+	c.left -= int64(n)
 	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return n, b.fail(err)
+		return n, err
 	}
-	if b.chunkLeft == 0 {
-		line, err := b.readLine()
-		if err != nil || len(line) != 0 {
-			return n, b.fail(errors.New("malformed chunk end"))
+	if c.left == 0 {
+		if line, err := readCRLFLine(c.br); err != nil || len(line) != 0 {
+			return n, errors.New("malformed chunk end")
 		}
 	}
 	return n, nil
 }
 
-func (b *bodyReader) readLine() ([]byte, error) {
-	line, err := b.uc.br.ReadSlice('\n')
+// readTrailer reads the trailer fields after the last chunk; io.EOF ends
+// the body.
+func (c *chunkedReader) readTrailer() error {
+	for {
+		line, err := readCRLFLine(c.br)
+		if err != nil {
+			return err
+		}
+		if len(line) == 0 {
+			return io.EOF
+		}
+		k, v, err := headerField(string(line))
+		if err != nil {
+			return fmt.Errorf("malformed trailer %q", line)
+		}
+		if c.trailer == nil {
+			c.trailer = http.Header{}
+		}
+		c.trailer[k] = append(c.trailer[k], v)
+	}
+}
+
+// readCRLFLine reads a line without its CR LF; the end of input is
+// unexpected there.
+func readCRLFLine(br *bufio.Reader) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
 	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -461,31 +549,4 @@ func (b *bodyReader) readLine() ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimRight(line, "\r\n"), nil
-}
-
-func (b *bodyReader) readTrailer() error {
-	for {
-		line, err := b.readLine()
-		if err != nil {
-			return b.fail(err)
-		}
-		if len(line) == 0 {
-			b.done = true
-			return io.EOF
-		}
-		k, v, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
-			return b.fail(fmt.Errorf("malformed trailer %q", line))
-		}
-		if b.trailer == nil {
-			b.trailer = http.Header{}
-		}
-		key := textproto.CanonicalMIMEHeaderKey(string(bytes.TrimSpace(k)))
-		b.trailer[key] = append(b.trailer[key], string(bytes.TrimSpace(v)))
-	}
-}
-
-func (b *bodyReader) fail(err error) error {
-	b.err = err
-	return err
 }

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"runtime/debug"
 	"strconv"
@@ -297,35 +296,18 @@ func (hc *h1conn) call(w *h1writer, r *http.Request) (ok bool) {
 // readRequest parses a request head into the connection's request. A
 // non-zero status is the answer to a malformed request.
 func (hc *h1conn) readRequest() (*http.Request, int, error) {
-	buf := hc.head[:0]
-	lines := 0
-	for {
-		line, err := hc.br.ReadSlice('\n')
-		if err != nil {
-			if errors.Is(err, bufio.ErrBufferFull) {
-				if lines == 0 {
-					return nil, http.StatusRequestURITooLong, errors.New("request line too long")
-				}
-				return nil, http.StatusRequestHeaderFieldsTooLarge, errors.New("header line too long")
-			}
-			if lines > 0 || len(line) > 0 {
-				return nil, http.StatusBadRequest, errors.New("incomplete request head")
-			}
-			return nil, 0, err
-		}
-		if len(buf)+len(line) > h1MaxHead {
-			return nil, http.StatusRequestHeaderFieldsTooLarge, errors.New("request head too large")
-		}
-		line = bytes.TrimRight(line, "\r\n")
-		if len(line) == 0 {
-			if lines == 0 {
-				continue // RFC 9112 2.2: ignore blank lines before the request line
-			}
-			break
-		}
-		buf = append(buf, line...)
-		buf = append(buf, '\n')
-		lines++
+	buf, lines, read, err := readHeadLines(hc.br, hc.head[:0], h1MaxHead)
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull) && lines == 0:
+		return nil, http.StatusRequestURITooLong, errors.New("request line too long")
+	case errors.Is(err, bufio.ErrBufferFull):
+		return nil, http.StatusRequestHeaderFieldsTooLarge, errors.New("header line too long")
+	case errors.Is(err, errHeadTooLarge):
+		return nil, http.StatusRequestHeaderFieldsTooLarge, errors.New("request head too large")
+	case err != nil && (lines > 0 || read):
+		return nil, http.StatusBadRequest, errors.New("incomplete request head")
+	case err != nil:
+		return nil, 0, err
 	}
 	hc.head = buf
 	head := string(buf)
@@ -351,40 +333,22 @@ func (hc *h1conn) readRequest() (*http.Request, int, error) {
 	}
 	r := &hc.req
 	h := hc.hdr
-	clear(h)
 	*r = hc.tmpl // carries the connection's context without WithContext's copy per request
 	r.Method, r.Proto, r.ProtoMajor, r.ProtoMinor, r.Header, r.RequestURI = method, proto, major, minor, h, target
-	vals := make([]string, lines-1)
-	vi := 0
+	hs := newHeaderSet(h, lines-1)
 	for rest != "" {
 		var line string
 		line, rest, _ = strings.Cut(rest, "\n")
-		if line[0] == ' ' || line[0] == '\t' {
-			return nil, http.StatusBadRequest, errors.New("obsolete header folding")
+		k, v, err := headerField(line)
+		if err != nil {
+			return nil, http.StatusBadRequest, err
 		}
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || k == "" {
-			return nil, http.StatusBadRequest, fmt.Errorf("malformed header line")
-		}
-		for i := 0; i < len(k); i++ {
-			if !isTokenChar(k[i]) {
-				return nil, http.StatusBadRequest, fmt.Errorf("malformed header name %q", k)
-			}
-		}
-		k = canonicalKey(k)
-		v = textproto.TrimString(v)
 		for i := 0; i < len(v); i++ {
 			if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
 				return nil, http.StatusBadRequest, fmt.Errorf("invalid character in header %s", k)
 			}
 		}
-		if old, ok := h[k]; ok {
-			h[k] = append(old, v)
-		} else {
-			vals[vi] = v
-			h[k] = vals[vi : vi+1 : vi+1]
-			vi++
-		}
+		hs.add(k, v)
 	}
 	// Host: one, required in HTTP/1.1 (RFC 9112 3.2).
 	hosts := h["Host"]
@@ -437,6 +401,7 @@ func (hc *h1conn) readRequest() (*http.Request, int, error) {
 		}
 		r.ContentLength = -1
 		hc.body.chunked = true
+		hc.body.ch = chunkedReader{br: hc.br}
 		r.Body = &hc.body
 		r.TransferEncoding = []string{"chunked"}
 	case len(cl) > 0:
@@ -507,7 +472,7 @@ type reqBody struct {
 	hc             *h1conn
 	remaining      int64
 	chunked        bool
-	chunkLeft      int64
+	ch             chunkedReader
 	done           bool
 	err            error
 	expectContinue bool
@@ -550,81 +515,20 @@ func (b *reqBody) Read(p []byte) (int, error) {
 		}
 		return n, err
 	}
-	if b.chunkLeft == 0 {
-		line, err := readCRLFLine(br)
-		if err != nil {
-			b.err = err
-			return 0, err
+	n, err := b.ch.Read(p)
+	switch {
+	case err == io.EOF:
+		b.done = true
+		if b.ch.trailer != nil {
+			b.hc.req.Trailer = b.ch.trailer // kept on the request for the upstream
 		}
-		if i := bytes.IndexByte(line, ';'); i >= 0 {
-			line = line[:i]
-		}
-		n, err := strconv.ParseInt(string(bytes.TrimSpace(line)), 16, 64)
-		if err != nil || n < 0 {
-			b.err = errors.New("malformed chunk size in request body")
-			return 0, b.err
-		}
-		if n == 0 {
-			// Trailers: kept on the request for the upstream.
-			for {
-				line, err := readCRLFLine(br)
-				if err != nil {
-					b.err = err
-					return 0, err
-				}
-				if len(line) == 0 {
-					break
-				}
-				k, v, ok := bytes.Cut(line, []byte(":"))
-				if !ok {
-					b.err = errors.New("malformed trailer in request body")
-					return 0, b.err
-				}
-				req := &b.hc.req
-				if req.Trailer == nil {
-					req.Trailer = http.Header{}
-				}
-				key := textproto.CanonicalMIMEHeaderKey(string(bytes.TrimSpace(k)))
-				req.Trailer[key] = append(req.Trailer[key], string(bytes.TrimSpace(v)))
-			}
-			b.done = true
-			return 0, io.EOF
-		}
-		b.chunkLeft = n
-	}
-	if int64(len(p)) > b.chunkLeft {
-		p = p[:b.chunkLeft]
-	}
-	n, err := br.Read(p)
-	b.chunkLeft -= int64(n)
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
+	case err != nil:
 		b.err = err
-		return n, err
 	}
-	if b.chunkLeft == 0 {
-		if line, err := readCRLFLine(br); err != nil || len(line) != 0 {
-			b.err = errors.New("malformed chunk end in request body")
-			return n, b.err
-		}
-	}
-	return n, nil
+	return n, err
 }
 
 func (b *reqBody) Close() error { return nil }
-
-func readCRLFLine(br *bufio.Reader) ([]byte, error) {
-	line, err := br.ReadSlice('\n')
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
-	return bytes.TrimRight(line, "\r\n"), nil
-}
 
 // h1writer is the response writer of an h1conn.
 type h1writer struct {

@@ -216,9 +216,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) Rejected() { m.configs.WithLabelValues("rejected").Inc() }
 
 type routeMetrics struct {
-	retries  prometheus.Counter
-	backends map[*backend]*backendMetrics
-	none     *backendMetrics // requests that reached no backend
+	retries prometheus.Counter
+	none    *backendMetrics // requests that reached no backend
 }
 
 type backendMetrics struct {
@@ -230,7 +229,7 @@ type backendMetrics struct {
 }
 
 func (m *Metrics) forRoute(name string, bes []*backend) *routeMetrics {
-	rm := &routeMetrics{retries: m.retries.WithLabelValues(name), backends: map[*backend]*backendMetrics{}}
+	rm := &routeMetrics{retries: m.retries.WithLabelValues(name)}
 	mk := func(be string) *backendMetrics {
 		bm := &backendMetrics{
 			duration:  m.duration.WithLabelValues(name, be),
@@ -245,15 +244,15 @@ func (m *Metrics) forRoute(name string, bes []*backend) *routeMetrics {
 		return bm
 	}
 	for _, b := range bes {
-		rm.backends[b] = mk(b.name)
+		b.metrics = mk(b.name) // on the backend: a request finds its series without a lookup
 	}
 	rm.none = mk("")
 	return rm
 }
 
 func (rm *routeMetrics) of(be *backend) *backendMetrics {
-	if bm := rm.backends[be]; bm != nil {
-		return bm
+	if be != nil && be.metrics != nil {
+		return be.metrics
 	}
 	return rm.none
 }

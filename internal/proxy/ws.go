@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -212,7 +211,7 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, rt *route,
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)
-	var up2down, down2up int64
+	var up2down int64
 	go func() {
 		defer wg.Done()
 		up2down, _ = io.Copy(client, uc.br) // the reader holds what came with the 101
@@ -220,7 +219,7 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, rt *route,
 	}()
 	go func() {
 		defer wg.Done()
-		down2up, _ = io.Copy(uc.c, bufferedReader(crw.Reader, client))
+		_, _ = io.Copy(uc.c, crw.Reader) // what the server had buffered, then the connection
 		closeWrite(uc.c)
 	}()
 	wg.Wait()
@@ -228,17 +227,7 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, rt *route,
 	upClose()
 	e.tunnels.remove(client)
 	rec.bytes = up2down
-	_ = down2up
 	e.finish(r, rec, rt, be)
-}
-
-// bufferedReader reads what the server had already buffered, then the
-// connection.
-func bufferedReader(br *bufio.Reader, c net.Conn) io.Reader {
-	if br.Buffered() == 0 {
-		return c
-	}
-	return br
 }
 
 func closeWrite(c net.Conn) {

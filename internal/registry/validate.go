@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/cairnhq/cairn/internal/config"
 )
 
 // DefaultTTL is the lease given to API registrations that do not name one
@@ -54,20 +56,8 @@ var (
 	locationRE = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`)
 )
 
-// isLabel reports whether s matches [a-z0-9]([-a-z0-9]*[a-z0-9])? (a hand
-// loop: names are checked on every request path).
-func isLabel(s string) bool {
-	if s == "" || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+// isLabel reports whether s is a lowercase DNS label (config.IsLabel).
+func isLabel(s string) bool { return config.IsLabel(s) }
 
 // ValidateName checks a namespace, service or port name: a lowercase DNS
 // label (RFC 1123), because DNS names are built from them.

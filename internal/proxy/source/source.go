@@ -108,19 +108,8 @@ func (s *state) push(sink Sink, log *slog.Logger) {
 		return
 	}
 	s.docsChanged = false
-	keys := slices.SortedFunc(maps.Keys(s.docs), func(a, b config.Key) int {
-		switch {
-		case a.String() < b.String():
-			return -1
-		case a.String() > b.String():
-			return 1
-		}
-		return 0
-	})
-	snap := &proxy.Snapshot{Revision: s.rev, Routes: make([]config.Document, 0, len(keys))}
-	for _, k := range keys {
-		snap.Routes = append(snap.Routes, s.docs[k])
-	}
+	// In any order: the engine orders routes itself.
+	snap := &proxy.Snapshot{Revision: s.rev, Routes: slices.Collect(maps.Values(s.docs))}
 	snap.Lookup = func(k proxy.ServiceKey) []proxy.Instance {
 		m := s.services[k]
 		out := make([]proxy.Instance, 0, len(m))
