@@ -166,7 +166,8 @@ func (hc *h1conn) serve() {
 			hc.srv.forget(hc)
 		}
 	}()
-	hc.br = bufio.NewReaderSize(hc.c, h1ReadBuf)
+	r, w := newSockIO(hc.c)
+	hc.br = bufio.NewReaderSize(r, h1ReadBuf)
 	// Peek at the first bytes: HTTP/2's preface goes to net/http.
 	hc.idle.Store(true)
 	_ = hc.c.SetReadDeadline(time.Now().Add(h1HeadTimeout))
@@ -181,7 +182,7 @@ func (hc *h1conn) serve() {
 			return
 		}
 	}
-	hc.bw = bufio.NewWriterSize(hc.c, h1WriteBuf)
+	hc.bw = bufio.NewWriterSize(w, h1WriteBuf)
 	hc.ctx, hc.cancel = context.WithCancel(hc.srv.ctx)
 	defer hc.cancel()
 	hc.remote = hc.c.RemoteAddr().String()

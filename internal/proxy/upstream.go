@@ -216,7 +216,8 @@ func (u *upstream) connect(deadline time.Time) (*upConn, error) {
 	if err != nil {
 		return nil, &connectError{err}
 	}
-	uc := &upConn{up: u, c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 8<<10)}
+	r, w := newSockIO(c)
+	uc := &upConn{up: u, c: c, br: bufio.NewReaderSize(r, 16<<10), bw: bufio.NewWriterSize(w, 8<<10)}
 	if sc, ok := c.(syscall.Conn); ok {
 		uc.rc, _ = sc.SyscallConn()
 	}
