@@ -23,11 +23,11 @@ import (
 // and writes here never block (the descriptor is non-blocking; EAGAIN
 // means wait in the poller), so they are safe as raw system calls.
 type sockIO struct {
-	rc   syscall.RawConn
-	p    []byte
-	n    int
-	err  error
-	f    func(fd uintptr) bool // s.read or s.write, bound once
+	rc  syscall.RawConn
+	p   []byte
+	n   int
+	err error
+	f   func(fd uintptr) bool // s.read or s.write, bound once
 }
 
 // newSockIO returns the reader and the writer to use for c: each a
