@@ -96,6 +96,10 @@ fi
 # One worker per core (auto), keep-alive to the backends (a pool of 64
 # idle connections per worker, HTTP/1.1, the Connection header cleared),
 # no limit on requests per connection on either side, no access log.
+# The same request headers as Cairn adds (issue 5 asks for them, and the
+# backend parses them too): X-Forwarded-For/Proto/Host, and X-Request-Id
+# kept from the client or generated (32 hex digits, as Cairn's), echoed
+# to the client.
 if gw_has nginx; then
   ng_dir="$work/nginx-gw"
   ng_port=$("$bench" freeport)
@@ -111,6 +115,7 @@ error_log $work/nginx-gw.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
+  map \$http_x_request_id \$cairn_rid { default \$http_x_request_id; "" \$request_id; }
   keepalive_requests 1000000000;
   keepalive_timeout 120s;
   client_body_temp_path $ng_dir/tmp/body;
@@ -132,6 +137,11 @@ http {
       proxy_pass http://backends;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$http_host;
+      proxy_set_header X-Request-Id \$cairn_rid;
+      add_header X-Request-Id \$cairn_rid always;
     }
   }
 }
@@ -146,7 +156,8 @@ fi
 
 # --- HAProxy ----------------------------------------------------------------
 # Two threads, keep-alive on both sides, idle backend connections shared
-# by every client connection (http-reuse always), no logging.
+# by every client connection (http-reuse always), no logging; the same
+# request headers as Cairn and nginx add (X-Request-Id: HAProxy's UUID).
 if gw_has haproxy; then
   hp_port=$("$bench" freeport)
   cat >"$work/haproxy.cfg" <<EOF
@@ -164,6 +175,12 @@ defaults
   http-reuse always
 frontend fe
   bind 127.0.0.1:$hp_port
+  option forwardfor
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-request set-header X-Request-Id %[uuid] unless { req.hdr(x-request-id) -m found }
+  http-request set-var(txn.rid) req.hdr(x-request-id)
+  http-response set-header X-Request-Id %[var(txn.rid)]
   default_backend be
 backend be
   balance roundrobin
@@ -223,8 +240,8 @@ for p in "${pids[@]}"; do stop "$p"; done
     fi
     echo "- cairn proxy $cairn_proxy_flags (Route: the two backends by address, round_robin, other fields default)"
   fi
-  if gw_has nginx; then echo "- nginx: worker_processes auto ($(nproc)), upstream keepalive 64 (per worker), proxy_http_version 1.1, Connection \"\", keepalive_requests unlimited both sides, access_log off (config in gateway.sh)"; fi
-  if gw_has haproxy; then echo "- HAProxy: nbthread 2, option http-keep-alive, http-reuse always, no logging (config in gateway.sh)"; fi
+  if gw_has nginx; then echo "- nginx: worker_processes auto ($(nproc)), upstream keepalive 64 (per worker), proxy_http_version 1.1, Connection \"\", keepalive_requests unlimited both sides, access_log off, X-Forwarded-For/Proto/Host and X-Request-Id set as Cairn does (config in gateway.sh)"; fi
+  if gw_has haproxy; then echo "- HAProxy: nbthread 2, option http-keep-alive, http-reuse always, no logging, X-Forwarded-For/Proto/Host and X-Request-Id (UUID) set as Cairn does (config in gateway.sh)"; fi
   if gw_has go-httputil; then echo "- go-httputil: net/http/httputil.ReverseProxy, round robin, Transport with 64 idle connections per backend, a copy-buffer pool (reference, bench/cmd/gwbackend)"; fi
   echo "- machine busy before the run (3s sample): $busy_before cores; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
