@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -40,6 +41,11 @@ const (
 	h1IdleTimeout  = 5 * time.Minute
 	h1HeadTimeout  = 30 * time.Second
 	h1DiscardLimit = 256 << 10 // unread request body drained to keep the connection
+	// watchAfter: a request still running after one to two of these has
+	// its client watched, so that a client that goes away ends the
+	// backend's work (nginx's proxy_ignore_client_abort off). Shorter
+	// requests cost nothing for it: no timer, no goroutine, no clock.
+	watchAfter = 500 * time.Millisecond
 )
 
 var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
@@ -64,7 +70,27 @@ func newH1Server(h http.Handler, h2 *http.Server, ln net.Listener) *h1server {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.h2ln = newChanListener(ln.Addr())
 	go h2.Serve(s.h2ln)
+	go s.sweep()
 	return s
+}
+
+// sweep starts a watcher on each connection whose request has been
+// running since the last tick.
+func (s *h1server) sweep() {
+	t := time.NewTicker(watchAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		for hc := range s.conns {
+			hc.maybeWatch()
+		}
+		s.mu.Unlock()
+	}
 }
 
 func (s *h1server) serve() error {
@@ -158,6 +184,77 @@ type h1conn struct {
 	w        h1writer
 	head     []byte
 	deadline time.Time // the read deadline last set (set coarsely: it costs a timer update)
+
+	// Watching the client while a long request runs (sweep). A watcher
+	// waits in the poller for the client's socket without reading it; if
+	// the client closes or resets, it calls abort (set by the handler:
+	// it closes the backend connection) and cancels the request's
+	// context. Only requests with no body left to read are watched.
+	rc        syscall.RawConn // nil: not a TCP connection, not watched
+	wmu       sync.Mutex
+	reqSeq    uint64 // requests started
+	seen      uint64 // reqSeq at the sweeper's last tick
+	busy      bool   // a watchable request is running
+	watching  bool
+	watchDone chan struct{}
+	abort     func()
+}
+
+// startRequest marks a request with no body to read as running.
+func (hc *h1conn) startRequest() {
+	hc.wmu.Lock()
+	hc.reqSeq++
+	hc.busy = true
+	hc.wmu.Unlock()
+}
+
+// maybeWatch starts a watcher if the same request has been running
+// since the sweeper's last tick.
+func (hc *h1conn) maybeWatch() {
+	hc.wmu.Lock()
+	defer hc.wmu.Unlock()
+	if !hc.busy || hc.watching || hc.rc == nil || hc.seen != hc.reqSeq {
+		hc.seen = hc.reqSeq
+		return
+	}
+	hc.watching = true
+	hc.watchDone = make(chan struct{})
+	go hc.watch(hc.watchDone)
+}
+
+func (hc *h1conn) watch(done chan struct{}) {
+	defer close(done)
+	if !waitPeerGone(hc.rc) {
+		return // bytes (a pipelined request), or stopped by endRequest
+	}
+	hc.wmu.Lock()
+	if hc.busy && hc.abort != nil {
+		hc.abort()
+	}
+	hc.wmu.Unlock()
+	hc.cancel()
+}
+
+// endRequest ends the request's watch, stopping a watcher that runs.
+func (hc *h1conn) endRequest() {
+	hc.wmu.Lock()
+	hc.busy = false
+	watching := hc.watching
+	hc.watching = false
+	hc.wmu.Unlock()
+	if watching {
+		_ = hc.c.SetReadDeadline(time.Unix(1, 0)) // wakes the watcher
+		<-hc.watchDone
+		hc.deadline = time.Time{} // the next read sets its own
+	}
+}
+
+// setAbort is called by the handler with what to run if the client goes
+// away while the request runs, and with nil before it returns.
+func (hc *h1conn) setAbort(f func()) {
+	hc.wmu.Lock()
+	hc.abort = f
+	hc.wmu.Unlock()
 }
 
 func (hc *h1conn) serve() {
@@ -185,6 +282,9 @@ func (hc *h1conn) serve() {
 	hc.bw = bufio.NewWriterSize(w, h1WriteBuf)
 	hc.ctx, hc.cancel = context.WithCancel(hc.srv.ctx)
 	defer hc.cancel()
+	if sc, ok := hc.c.(*net.TCPConn); ok {
+		hc.rc, _ = sc.SyscallConn()
+	}
 	hc.remote = hc.c.RemoteAddr().String()
 	hc.tmpl = *(&http.Request{RemoteAddr: hc.remote}).WithContext(hc.ctx)
 	hc.hdr = make(http.Header, 16)
@@ -242,7 +342,15 @@ func (hc *h1conn) serveOne() (keep, hijacked bool) {
 	}
 	w := &hc.w
 	w.reset(r)
-	if !hc.call(w, r) {
+	watched := hc.body.done
+	if watched {
+		hc.startRequest()
+	}
+	ok := hc.call(w, r)
+	if watched && !w.hijacked { // Hijack ends the watch itself
+		hc.endRequest()
+	}
+	if !ok {
 		return false, w.hijacked
 	}
 	if w.hijacked {
@@ -547,6 +655,9 @@ type h1writer struct {
 	hijacked    bool
 }
 
+// setAbort: see h1conn.setAbort (the engine finds it on the writer).
+func (w *h1writer) setAbort(f func()) { w.conn.setAbort(f) }
+
 func (w *h1writer) reset(r *http.Request) {
 	clear(w.hdr)
 	*w = h1writer{conn: w.conn, req: r, hdr: w.hdr, length: -1, keepAlive: !r.Close}
@@ -704,6 +815,7 @@ func (w *h1writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.hijacked = true
 	hc := w.conn
+	hc.endRequest()
 	_ = hc.c.SetDeadline(time.Time{})
 	hc.detached = true
 	hc.srv.forget(hc) // a tunnel now, tracked as one by the engine

@@ -37,11 +37,61 @@ type exchange struct {
 	reqBody bytes.Buffer
 	replay  bytes.Reader
 	rec     logRecord
+
+	// A client that goes away mid-request (told by the server, see
+	// clientWatcher) closes the backend connection in use, if any.
+	abortMu  sync.Mutex
+	inflight *upConn
+	gone     bool
+	abortFn  func() // ex.abort, bound once
 }
 
 var exchanges = sync.Pool{New: func() any {
-	return &exchange{hdr: make(http.Header, 16), buf: make([]byte, 32<<10)}
+	ex := &exchange{hdr: make(http.Header, 16), buf: make([]byte, 32<<10)}
+	ex.abortFn = ex.abort
+	return ex
 }}
+
+// clientWatcher is a ResponseWriter whose server can tell that the client
+// went away while the handler runs (the HTTP/1.1 server's; net/http
+// cancels the request's context instead). The handler sets what to run
+// then, and nil before it returns.
+type clientWatcher interface{ setAbort(func()) }
+
+// errClientGone ends a try whose client went away.
+var errClientGone = errors.New("client went away")
+
+// abort is called, once, when the client goes away: the backend
+// connection in use is closed, which ends the try or the body copy.
+func (ex *exchange) abort() {
+	ex.abortMu.Lock()
+	ex.gone = true
+	if ex.inflight != nil {
+		_ = ex.inflight.c.Close()
+	}
+	ex.abortMu.Unlock()
+}
+
+// use records uc as the connection in use; false if the client is gone.
+func (ex *exchange) use(uc *upConn) bool {
+	ex.abortMu.Lock()
+	defer ex.abortMu.Unlock()
+	if ex.gone {
+		return false
+	}
+	ex.inflight = uc
+	return true
+}
+
+// done forgets the connection in use and tells whether the client went
+// away meanwhile (the connection may then be closed).
+func (ex *exchange) done() (gone bool) {
+	ex.abortMu.Lock()
+	ex.inflight = nil
+	gone = ex.gone
+	ex.abortMu.Unlock()
+	return gone
+}
 
 // outcome is how one try ended.
 type outcome int
@@ -54,6 +104,7 @@ const (
 	outCircuit                 // the instance is at a limit
 	outNoTarget                // no healthy instance
 	outClient                  // the client's request body failed
+	outGone                    // the client went away
 )
 
 // tryResult is a try's response, from the HTTP/1.1 pool or net/http.
@@ -79,7 +130,15 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	st := e.cur.Load()
 	ex := exchanges.Get().(*exchange)
+	cw, _ := w.(clientWatcher)
+	if cw != nil {
+		cw.setAbort(ex.abortFn)
+	}
 	defer func() {
+		if cw != nil {
+			cw.setAbort(nil) // no abort can come after this
+		}
+		ex.inflight, ex.gone = nil, false
 		ex.rec = logRecord{}
 		ex.out = outbound{}
 		ex.reqBody.Reset()
@@ -158,8 +217,11 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		res = e.try(ex, r, rt, key, hasKey, prev, deadline)
 		prev = res.ep
+		if res.outcome != outOK && res.outcome != outGone && r.Context().Err() != nil {
+			res.outcome = outGone // the try failed because the client left
+		}
 		ok := res.outcome == outOK && res.status < 500
-		if res.ep != nil && res.be.outliers != nil && res.outcome != outCircuit && res.outcome != outClient {
+		if res.ep != nil && res.be.outliers != nil && res.outcome != outCircuit && res.outcome != outClient && res.outcome != outGone {
 			if res.be.outliers.Result(res.ep, ok, time.Now()) && rt.metrics != nil {
 				rt.metrics.ejected(res.be)
 			}
@@ -204,6 +266,8 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			code, msg = http.StatusServiceUnavailable, "no healthy backend instance"
 		case outClient:
 			code, msg = http.StatusBadRequest, "reading the request body failed"
+		case outGone:
+			code, msg = 499, "client went away"
 		}
 		if res.err != nil {
 			rec.err = res.err.Error()
@@ -276,6 +340,11 @@ func (e *Engine) tryH1(ex *exchange, u *upstream, deadline time.Time, res *tryRe
 			}
 			return
 		}
+		if !ex.use(uc) {
+			u.put(uc, false) // unused
+			res.outcome, res.err = outGone, errClientGone
+			return
+		}
 		uc.setDeadline(deadline, time.Until(deadline))
 		err = ex.out.writeH1(uc.bw, ex.buf)
 		var rh respHead
@@ -293,6 +362,10 @@ func (e *Engine) tryH1(ex *exchange, u *upstream, deadline time.Time, res *tryRe
 			return
 		}
 		u.put(uc, true)
+		if ex.done() {
+			res.outcome, res.err = outGone, errClientGone
+			return
+		}
 		var be *bodyError
 		switch {
 		case errors.As(err, &be):
@@ -517,8 +590,9 @@ func (e *Engine) respond(w http.ResponseWriter, r *http.Request, rt *route, ex *
 	for k, vs := range trailer {
 		dst[http.TrailerPrefix+k] = vs
 	}
+	gone := ex.done()
 	if res.uc != nil {
-		u.put(res.uc, copyErr != nil || !ex.body.done || ex.body.closeAfter)
+		u.put(res.uc, copyErr != nil || gone || !ex.body.done || ex.body.closeAfter)
 		res.uc = nil
 	}
 	if res.resp != nil {
@@ -526,11 +600,14 @@ func (e *Engine) respond(w http.ResponseWriter, r *http.Request, rt *route, ex *
 		res.cancel()
 	}
 	ok := copyErr == nil && res.status < 500
-	res.ep.End(res.latency, copyErr == nil, time.Now())
+	res.ep.End(res.latency, copyErr == nil || gone, time.Now())
 	u.release()
 	if copyErr != nil {
 		rec.err = copyErr.Error()
-		if res.be.outliers != nil && !clientGone {
+		if gone {
+			rec.err = errClientGone.Error()
+		}
+		if res.be.outliers != nil && !clientGone && !gone {
 			res.be.outliers.Result(res.ep, ok, time.Now())
 		}
 	}

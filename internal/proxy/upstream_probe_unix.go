@@ -21,3 +21,27 @@ func peerClosed(rc syscall.RawConn) bool {
 	})
 	return closed || err != nil
 }
+
+// waitPeerGone waits, in the poller, until the peer sends something or
+// goes away, and reports whether it went away (its FIN or a reset). It
+// returns false when bytes arrive or the wait ends on the connection's
+// read deadline or its close. Nothing is consumed.
+func waitPeerGone(rc syscall.RawConn) bool {
+	gone := false
+	_ = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		for {
+			n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			switch {
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+				return false
+			case err != nil || n == 0:
+				gone = true
+			}
+			return true
+		}
+	})
+	return gone
+}
