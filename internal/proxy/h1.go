@@ -428,7 +428,9 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
-	if b.idle > 0 {
+	if b.idle > 0 && (b.chunked || b.remaining < 0 || int64(b.uc.br.Buffered()) < b.remaining) {
+		// This read may wait on the socket (a body already in the buffer,
+		// as most small ones are, does not).
 		b.uc.extendForBody(b.idle, time.Now())
 	}
 	switch {

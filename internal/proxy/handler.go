@@ -211,18 +211,19 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var res tryResult
 	var prev *balancer.Endpoint
-	for attempt := 0; ; attempt++ {
+	now := start
+	for attempt := 0; ; attempt, now = attempt+1, time.Now() {
 		if attempt > 0 && o.body != nil {
 			ex.replay.Reset(ex.reqBody.Bytes())
 		}
-		res = e.try(ex, r, rt, key, hasKey, prev, deadline)
+		res = e.try(ex, r, rt, key, hasKey, prev, deadline, now)
 		prev = res.ep
 		if res.outcome != outOK && res.outcome != outGone && r.Context().Err() != nil {
 			res.outcome = outGone // the try failed because the client left
 		}
 		ok := res.outcome == outOK && res.status < 500
 		if res.ep != nil && res.be.outliers != nil && res.outcome != outCircuit && res.outcome != outClient && res.outcome != outGone {
-			if res.be.outliers.Result(res.ep, ok, time.Now()) && rt.metrics != nil {
+			if res.be.outliers.Result(res.ep, ok, res.started.Add(res.latency)) && rt.metrics != nil {
 				rt.metrics.ejected(res.be)
 			}
 		}
@@ -279,11 +280,12 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // try sends the request to one instance and waits for the response head.
-func (e *Engine) try(ex *exchange, r *http.Request, rt *route, key uint64, hasKey bool, prev *balancer.Endpoint, deadline time.Time) tryResult {
+// now is the time the try starts.
+func (e *Engine) try(ex *exchange, r *http.Request, rt *route, key uint64, hasKey bool, prev *balancer.Endpoint, deadline, now time.Time) tryResult {
 	be := rt.pickBackend()
-	ep := be.bal.Pick(key, hasKey)
+	ep := be.bal.PickAt(key, hasKey, now)
 	if ep != nil && ep == prev && be.bal.Len() > 1 && !hasKey {
-		if again := be.bal.Pick(key, hasKey); again != nil {
+		if again := be.bal.PickAt(key, hasKey, now); again != nil {
 			ep = again
 		}
 	}
@@ -301,16 +303,16 @@ func (e *Engine) try(ex *exchange, r *http.Request, rt *route, key uint64, hasKe
 	}
 	tryDeadline := deadline
 	if rt.perTryTO > 0 {
-		if d := time.Now().Add(rt.perTryTO); d.Before(tryDeadline) {
+		if d := now.Add(rt.perTryTO); d.Before(tryDeadline) {
 			tryDeadline = d
 		}
 	}
 	ep.Begin()
-	res.started = time.Now()
+	res.started = now
 	if u.rt != nil {
 		e.tryStd(ex, r, u, tryDeadline, &res)
 	} else {
-		e.tryH1(ex, u, tryDeadline, &res)
+		e.tryH1(ex, u, tryDeadline, now, &res)
 	}
 	res.latency = time.Since(res.started)
 	if res.outcome != outOK {
@@ -320,9 +322,9 @@ func (e *Engine) try(ex *exchange, r *http.Request, rt *route, key uint64, hasKe
 	return res
 }
 
-func (e *Engine) tryH1(ex *exchange, u *upstream, deadline time.Time, res *tryResult) {
-	for fresh := false; ; fresh = true {
-		uc, reused, err := u.get(deadline)
+func (e *Engine) tryH1(ex *exchange, u *upstream, deadline, now time.Time, res *tryResult) {
+	for fresh := false; ; fresh, now = true, time.Now() {
+		uc, reused, err := u.get(deadline, now)
 		if err != nil {
 			res.err = err
 			var ce *connectError
@@ -345,7 +347,7 @@ func (e *Engine) tryH1(ex *exchange, u *upstream, deadline time.Time, res *tryRe
 			res.outcome, res.err = outGone, errClientGone
 			return
 		}
-		uc.setDeadline(deadline, time.Until(deadline))
+		uc.setDeadline(deadline, deadline.Sub(now))
 		err = ex.out.writeH1(uc.bw, ex.buf)
 		var rh respHead
 		if err == nil {
@@ -468,7 +470,7 @@ func isTimeout(err error) bool {
 
 // shouldRetry applies the route's retry policy to a try's result.
 func (e *Engine) shouldRetry(rt *route, res *tryResult, retryable bool, attempt int, deadline time.Time) bool {
-	if attempt >= rt.retry.Attempts || !time.Now().Before(deadline) {
+	if attempt >= rt.retry.Attempts {
 		return false
 	}
 	p := &rt.retry
@@ -495,7 +497,8 @@ func (e *Engine) shouldRetry(rt *route, res *tryResult, retryable bool, attempt 
 	default:
 		return false
 	}
-	return rt.budget.TryRetry(time.Now())
+	now := time.Now()
+	return now.Before(deadline) && rt.budget.TryRetry(now)
 }
 
 // discard ends a try whose response will not be used.
@@ -591,8 +594,9 @@ func (e *Engine) respond(w http.ResponseWriter, r *http.Request, rt *route, ex *
 		dst[http.TrailerPrefix+k] = vs
 	}
 	gone := ex.done()
+	end := time.Now()
 	if res.uc != nil {
-		u.put(res.uc, copyErr != nil || gone || !ex.body.done || ex.body.closeAfter)
+		u.putAt(res.uc, copyErr != nil || gone || !ex.body.done || ex.body.closeAfter, end)
 		res.uc = nil
 	}
 	if res.resp != nil {
@@ -600,7 +604,7 @@ func (e *Engine) respond(w http.ResponseWriter, r *http.Request, rt *route, ex *
 		res.cancel()
 	}
 	ok := copyErr == nil && res.status < 500
-	res.ep.End(res.latency, copyErr == nil || gone, time.Now())
+	res.ep.End(res.latency, copyErr == nil || gone, end)
 	u.release()
 	if copyErr != nil {
 		rec.err = copyErr.Error()
@@ -608,10 +612,10 @@ func (e *Engine) respond(w http.ResponseWriter, r *http.Request, rt *route, ex *
 			rec.err = errClientGone.Error()
 		}
 		if res.be.outliers != nil && !clientGone && !gone {
-			res.be.outliers.Result(res.ep, ok, time.Now())
+			res.be.outliers.Result(res.ep, ok, end)
 		}
 	}
-	e.finish(r, rec, rt, res.be)
+	e.finish(r, rec, rt, res.be, end)
 }
 
 func isBodyless(method string, status int) bool {
@@ -643,12 +647,13 @@ func (e *Engine) finishError(w http.ResponseWriter, r *http.Request, rt *route, 
 			rec.backend = be.name
 		}
 	}
-	e.finish(r, rec, rt, be)
+	e.finish(r, rec, rt, be, time.Now())
 }
 
 // finish writes the access log line and the metrics of a request.
-func (e *Engine) finish(r *http.Request, rec *logRecord, rt *route, be *backend) {
-	rec.duration = time.Since(rec.start)
+// now is the time the response ended.
+func (e *Engine) finish(r *http.Request, rec *logRecord, rt *route, be *backend, now time.Time) {
+	rec.duration = now.Sub(rec.start)
 	if rt != nil && rt.metrics != nil {
 		rt.metrics.observe(be, rec.status, rec.duration, rec.upstreamLatency)
 	} else if e.opts.Metrics != nil {

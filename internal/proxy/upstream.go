@@ -154,10 +154,9 @@ func (uc *upConn) extendForBody(idle time.Duration, now time.Time) {
 // get returns a connection: an idle one, a new one, or (at the connection
 // limit) the next one returned, waiting at most until deadline. reused
 // tells an idle connection, which the backend may have closed meanwhile.
-func (u *upstream) get(deadline time.Time) (uc *upConn, reused bool, err error) {
+func (u *upstream) get(deadline, now time.Time) (uc *upConn, reused bool, err error) {
 	waited := false
-	for {
-		now := time.Now()
+	for ; ; now = time.Now() {
 		u.mu.Lock()
 		for n := len(u.idle); n > 0; n = len(u.idle) {
 			uc = u.idle[n-1]
@@ -227,12 +226,21 @@ func (u *upstream) connect(deadline time.Time) (*upConn, error) {
 // put returns a connection after a complete exchange; broken is true when
 // it cannot carry another (closed by either side, body not fully read).
 func (u *upstream) put(uc *upConn, broken bool) {
+	u.putAt(uc, broken, time.Time{})
+}
+
+// putAt is put for a caller that has read the clock (now, when the
+// connection became idle; zero: read it here).
+func (u *upstream) putAt(uc *upConn, broken bool, now time.Time) {
 	if broken || u.retired.Load() {
 		u.closeConn(uc)
 		u.signal()
 		return
 	}
-	uc.idleAt = time.Now()
+	if now.IsZero() {
+		now = time.Now()
+	}
+	uc.idleAt = now
 	u.mu.Lock()
 	if len(u.idle) >= maxIdlePerUpstream {
 		u.mu.Unlock()

@@ -170,7 +170,7 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, rt *route,
 		n, _ := io.CopyBuffer(w, &ex.body, ex.buf)
 		upClose()
 		rec.status, rec.bytes = rh.status, n
-		e.finish(r, rec, rt, be)
+		e.finish(r, rec, rt, be, time.Now())
 		return
 	}
 	uc.dl = time.Time{}
@@ -227,7 +227,7 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, rt *route,
 	upClose()
 	e.tunnels.remove(client)
 	rec.bytes = up2down
-	e.finish(r, rec, rt, be)
+	e.finish(r, rec, rt, be, time.Now())
 }
 
 func closeWrite(c net.Conn) {

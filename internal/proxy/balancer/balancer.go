@@ -195,7 +195,12 @@ func (b *Balancer) Len() int { return len(b.all.eps) }
 // endpoint is ejected, all are used (Envoy's panic mode: better some
 // traffic to a maybe-bad endpoint than none).
 func (b *Balancer) Pick(key uint64, hasKey bool) *Endpoint {
-	now := time.Now()
+	return b.PickAt(key, hasKey, time.Now())
+}
+
+// PickAt is Pick for a caller that has read the clock (ejections end at
+// a time).
+func (b *Balancer) PickAt(key uint64, hasKey bool, now time.Time) *Endpoint {
 	if b.local != nil {
 		if e := b.local.pick(b.policy, key, hasKey, now, true); e != nil {
 			return e
