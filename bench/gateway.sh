@@ -12,7 +12,8 @@
 # and measures latency at a fixed rate with its own paced client.
 #
 # GATEWAY_TARGETS="direct nginx haproxy" limits the run to those targets
-# (default: direct cairn nginx haproxy go-httputil; direct is required).
+# (default: direct cairn nginx haproxy go-httputil go-epoll; direct is
+# required).
 
 if [ "$mode" = quick ]; then
   gw_for=3s gw_warmup=1s gw_rounds=2 gw_profile_for=3s gw_paced_for=3s gw_paced_rounds=1
@@ -20,7 +21,7 @@ else
   gw_for=15s gw_warmup=2s gw_rounds=2 gw_profile_for=10s gw_paced_for=10s gw_paced_rounds=2
 fi
 gw_threads=2 gw_conns=64 gw_rate=2000 gw_paced_conns=32
-read -r -a gw_targets <<<"${GATEWAY_TARGETS:-direct cairn nginx haproxy go-httputil}"
+read -r -a gw_targets <<<"${GATEWAY_TARGETS:-direct cairn nginx haproxy go-httputil go-epoll}"
 gw_has() {
   local t
   for t in "${gw_targets[@]}"; do [ "$t" = "$1" ] && return 0; done
@@ -41,7 +42,7 @@ if gw_has cairn; then
 fi
 
 log "gateway: building the backend (cmd/gwbackend)"
-(cd "$here" && go build -o "$work/gwbackend" ./cmd/gwbackend)
+(cd "$here" && go build -o "$work/gwbackend" ./cmd/gwbackend && go build -o "$work/evproxy" ./cmd/evproxy)
 
 # gw_wait URL: until URL answers 200 (through a proxy: the backend's answer).
 gw_wait() { "$bench" wait -url "$1" -timeout 30s; }
@@ -209,6 +210,20 @@ if gw_has go-httputil; then
     -profile "go-httputil=http://127.0.0.1:$ga_port/debug/pprof/profile" -own "go-httputil=main.")
 fi
 
+# --- An event-loop proxy in Go (a measuring stick) ---------------------------
+# cmd/evproxy: epoll loops on locked threads, the benchmark's path only
+# (GET, Content-Length answers, the same added headers), nothing else: the
+# floor of what Go does on this path without a goroutine per connection.
+if gw_has go-epoll; then
+  ev_port=$("$bench" freeport)
+  "$work/evproxy" -listen "127.0.0.1:$ev_port" -upstreams "${backends// /,}" >"$work/go-epoll.log" 2>&1 &
+  ev_pid=$!
+  pids+=("$ev_pid")
+  gw_wait "http://127.0.0.1:$ev_port/"
+  gw_args+=(-target "go-epoll=http://127.0.0.1:$ev_port" -pid "go-epoll=$ev_pid"
+    -version "go-epoll=$(go env GOVERSION) bench/cmd/evproxy (a prototype: epoll loops, no routing, retries or metrics)")
+fi
+
 # perf (Debian's linux-perf, not installed by run.sh) counts system calls
 # per request, where it works.
 gw_perf_args=()
@@ -242,6 +257,7 @@ for p in "${pids[@]}"; do stop "$p"; done
   fi
   if gw_has nginx; then echo "- nginx: worker_processes auto ($(nproc)), upstream keepalive 64 (per worker), proxy_http_version 1.1, Connection \"\", keepalive_requests unlimited both sides, access_log off, X-Forwarded-For/Proto/Host and X-Request-Id set as Cairn does (config in gateway.sh)"; fi
   if gw_has haproxy; then echo "- HAProxy: nbthread 2, option http-keep-alive, http-reuse always, no logging, X-Forwarded-For/Proto/Host and X-Request-Id (UUID) set as Cairn does (config in gateway.sh)"; fi
+  if gw_has go-epoll; then echo "- go-epoll: bench/cmd/evproxy, one epoll loop per core on a locked thread (SO_REUSEPORT), raw reads only when readable, per-loop upstream pools, round robin, the same added headers; only GET/HEAD and Content-Length answers (a measuring stick, not a proxy)"; fi
   if gw_has go-httputil; then echo "- go-httputil: net/http/httputil.ReverseProxy, round robin, Transport with 64 idle connections per backend, a copy-buffer pool (reference, bench/cmd/gwbackend)"; fi
   echo "- machine busy before the run (3s sample): $busy_before cores; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
