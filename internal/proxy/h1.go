@@ -421,6 +421,12 @@ func (b *bodyReader) reset(uc *upConn, rh *respHead, idle time.Duration) {
 	}
 }
 
+// wouldBlock tells whether the next Read has to wait for the backend:
+// the body is not complete and nothing of it is buffered.
+func (b *bodyReader) wouldBlock() bool {
+	return !b.done && b.err == nil && b.uc.br.Buffered() == 0
+}
+
 func (b *bodyReader) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF

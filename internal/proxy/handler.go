@@ -572,6 +572,14 @@ func (e *Engine) respond(w http.ResponseWriter, r *http.Request, rt *route, ex *
 			}
 			if flusher != nil {
 				flusher.Flush()
+			} else if res.uc != nil && ex.body.wouldBlock() {
+				// A Content-Length body that is still coming: what arrived
+				// goes out now rather than when the write buffer fills.
+				// (A body that came in one read, as most do, goes out with
+				// the end of the response, in one write.)
+				if f, ok := w.(http.Flusher); ok {
+					f.Flush()
+				}
 			}
 		}
 		if err == io.EOF {

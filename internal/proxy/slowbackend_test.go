@@ -136,3 +136,41 @@ func TestClientWatchedStays(t *testing.T) {
 		}
 	}
 }
+
+// A Content-Length body that arrives in parts reaches the client part by
+// part: the gateway does not hold what it has until its buffer fills.
+func TestContentLengthBodyStreams(t *testing.T) {
+	release := make(chan struct{})
+	b := startBackend(t, "drip", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		io.WriteString(w, "hello")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		io.WriteString(w, "world")
+	}))
+	g := startGateway(t, Options{}, routeDoc("drip", "  backends: [{address: "+addr(b)+"}]"))
+	c, err := net.Dial("tcp", g.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /drip HTTP/1.1\r\nHost: shop\r\n\r\n")
+	br := bufio.NewReader(c)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, 5)
+	if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != "hello" {
+		t.Fatalf("first part: %q, %v (held back while the backend waits?)", first, err)
+	}
+	close(release)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(rest) != "world" {
+		t.Fatalf("rest: %q, %v", rest, err)
+	}
+}
