@@ -39,12 +39,77 @@ func isHop(k string) bool {
 // makes k hop-by-hop too.
 func connectionListed(h http.Header, k string) bool {
 	for _, v := range h["Connection"] {
-		for v != "" {
-			var tok string
-			tok, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(textproto.TrimString(tok), k) {
-				return true
+		if tokenListed(v, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// tokenListed reports whether the comma-separated list v names k.
+func tokenListed(v, k string) bool {
+	for v != "" {
+		var tok string
+		tok, v, _ = strings.Cut(v, ",")
+		if strings.EqualFold(textproto.TrimString(tok), k) {
+			return true
+		}
+	}
+	return false
+}
+
+// hfield is one header line of a response head from a backend, its name
+// canonical. A head is kept as a list of them, in the order received:
+// most pass straight through to the client, and a map would cost more to
+// fill, copy and walk than the few lookups made on them.
+type hfield struct{ k, v string }
+
+// fieldValue returns the first value of k.
+func fieldValue(fs []hfield, k string) (string, bool) {
+	for i := range fs {
+		if fs[i].k == k {
+			return fs[i].v, true
+		}
+	}
+	return "", false
+}
+
+// passFields removes, in place, the fields that must not reach the
+// client: hop-by-hop ones, those the Connection header names, and a
+// repeated Content-Length (the head parser checked they agree).
+func passFields(fs []hfield) []hfield {
+	conn := false
+	for i := range fs {
+		if fs[i].k == "Connection" {
+			conn = true
+			break
+		}
+	}
+	out := fs[:0]
+	seenCL := false
+	for _, f := range fs {
+		if isHop(f.k) {
+			continue
+		}
+		if f.k == "Content-Length" {
+			if seenCL {
+				continue
 			}
+			seenCL = true
+		}
+		if conn && fieldsListed(fs, f.k) {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// fieldsListed reports whether a Connection field of fs names k.
+func fieldsListed(fs []hfield, k string) bool {
+	for i := range fs {
+		if fs[i].k == "Connection" && tokenListed(fs[i].v, k) {
+			return true
 		}
 	}
 	return false
@@ -194,7 +259,6 @@ const maxHeadBytes = 64 << 10
 type respHead struct {
 	status    int
 	minor     int // HTTP/1.minor
-	header    http.Header
 	length    int64 // -1: unknown
 	chunked   bool
 	close     bool // Connection: close, or HTTP/1.0 without keep-alive
@@ -202,25 +266,25 @@ type respHead struct {
 	anyHeader bool // a byte of the response arrived
 }
 
-// readHead reads a response head into h (cleared first). 1xx responses
-// other than 101 are skipped.
-func (uc *upConn) readHead(h http.Header, method string) (respHead, error) {
+// readHead reads a response head, its header lines into *fs (emptied
+// first). 1xx responses other than 101 are skipped.
+func (uc *upConn) readHead(fs *[]hfield, method string) (respHead, error) {
 	for {
-		rh, err := uc.readOneHead(h, method)
+		rh, err := uc.readOneHead(fs, method)
 		if err != nil {
 			return rh, err
 		}
 		if rh.status >= 100 && rh.status < 200 && rh.status != http.StatusSwitchingProtocols {
-			clear(h)
 			continue
 		}
 		return rh, nil
 	}
 }
 
-func (uc *upConn) readOneHead(h http.Header, method string) (rh respHead, err error) {
+func (uc *upConn) readOneHead(fs *[]hfield, method string) (rh respHead, err error) {
+	*fs = (*fs)[:0]
 	rh.length = -1
-	buf, lines, read, err := readHeadLines(uc.br, uc.hdr[:0], maxHeadBytes)
+	buf, _, read, err := readHeadLines(uc.br, uc.hdr[:0], maxHeadBytes)
 	rh.anyHeader = read
 	switch {
 	case errors.Is(err, bufio.ErrBufferFull):
@@ -249,7 +313,7 @@ func (uc *upConn) readOneHead(h http.Header, method string) (rh respHead, err er
 	if err != nil || rh.status < 100 {
 		return rh, fmt.Errorf("malformed upstream status %q", statusLine)
 	}
-	hs := newHeaderSet(h, lines-1)
+	fields := *fs
 	keepAlive := false
 	for rest != "" {
 		var line string
@@ -282,8 +346,9 @@ func (uc *upConn) readOneHead(h http.Header, method string) (rh respHead, err er
 				keepAlive = true
 			}
 		}
-		hs.add(k, v)
+		fields = append(fields, hfield{k, v})
 	}
+	*fs = fields
 	if rh.minor == 0 && !keepAlive {
 		rh.close = true
 	}

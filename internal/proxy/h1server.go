@@ -644,6 +644,7 @@ type h1writer struct {
 	conn        *h1conn
 	req         *http.Request
 	hdr         http.Header
+	pass        []hfield // a backend's header lines to send as they are (set by the engine)
 	status      int
 	wroteHeader bool
 	headSent    bool
@@ -661,6 +662,17 @@ func (w *h1writer) setAbort(f func()) { w.conn.setAbort(f) }
 func (w *h1writer) reset(r *http.Request) {
 	clear(w.hdr)
 	*w = h1writer{conn: w.conn, req: r, hdr: w.hdr, length: -1, keepAlive: !r.Close}
+}
+
+// headerValue is the first value of k in the head to send.
+func (w *h1writer) headerValue(k string) (string, bool) {
+	if v, ok := fieldValue(w.pass, k); ok {
+		return v, true
+	}
+	if vs := w.hdr[k]; len(vs) > 0 {
+		return vs[0], true
+	}
+	return "", false
 }
 
 func (w *h1writer) Header() http.Header { return w.hdr }
@@ -686,23 +698,34 @@ func (w *h1writer) WriteHeader(code int) {
 	w.status = code
 }
 
-// writeHeaderLines writes the header map, minus trailers (and, when
+// writeHeaderLines writes the header map and the passed-through lines
+// (which replace a map entry of the same name), minus trailers (and, when
 // skipFraming, the framing headers the writer decides).
 func (w *h1writer) writeHeaderLines(skipFraming bool) {
 	bw := w.conn.bw
 	for k, vs := range w.hdr {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
+		if strings.HasPrefix(k, http.TrailerPrefix) || w.skip(k, skipFraming) {
 			continue
 		}
-		// A HEAD or 304 answer keeps its Content-Length (the length a GET
-		// would get); a 1xx or 204 must not have one.
-		if skipFraming && (k == "Transfer-Encoding" || k == "Connection" || k == "Trailer" || k == "Content-Length" && (w.status < 200 || w.status == http.StatusNoContent)) {
+		if _, ok := fieldValue(w.pass, k); ok {
 			continue
 		}
 		for _, v := range vs {
 			writeHeaderLine(bw, k, v)
 		}
 	}
+	for _, f := range w.pass {
+		if !w.skip(f.k, skipFraming) {
+			writeHeaderLine(bw, f.k, f.v)
+		}
+	}
+}
+
+// skip tells a header the writer sets itself when skipFraming. A HEAD
+// or 304 answer keeps its Content-Length (the length a GET would get); a
+// 1xx or 204 must not have one.
+func (w *h1writer) skip(k string, skipFraming bool) bool {
+	return skipFraming && (k == "Transfer-Encoding" || k == "Connection" || k == "Trailer" || k == "Content-Length" && (w.status < 200 || w.status == http.StatusNoContent))
 }
 
 // sendHead writes the status line and headers.
@@ -716,8 +739,8 @@ func (w *h1writer) sendHead() {
 	w.headSent = true
 	r := w.req
 	w.bodyless = r.Method == http.MethodHead || w.status == http.StatusNoContent || w.status == http.StatusNotModified || w.status < 200
-	if cl := w.hdr["Content-Length"]; len(cl) == 1 {
-		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
+	if cl, ok := w.headerValue("Content-Length"); ok && (len(w.hdr["Content-Length"]) <= 1) {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
 			w.length = n
 		}
 	}
@@ -743,7 +766,7 @@ func (w *h1writer) sendHead() {
 		bw.WriteString("\r\n")
 	}
 	w.writeHeaderLines(true)
-	if _, ok := w.hdr["Date"]; !ok {
+	if _, ok := w.headerValue("Date"); !ok {
 		bw.WriteString("Date: ")
 		bw.WriteString(httpDate())
 		bw.WriteString("\r\n")

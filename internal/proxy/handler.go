@@ -31,7 +31,7 @@ const idleBodyTimeout = 5 * time.Minute
 // exchange is the per-request scratch state, pooled.
 type exchange struct {
 	out     outbound
-	hdr     http.Header // the response head of an HTTP/1.1 try
+	fields  []hfield // the response head of an HTTP/1.1 try
 	body    bodyReader
 	buf     []byte // copy buffer
 	reqBody bytes.Buffer
@@ -47,7 +47,7 @@ type exchange struct {
 }
 
 var exchanges = sync.Pool{New: func() any {
-	ex := &exchange{hdr: make(http.Header, 16), buf: make([]byte, 32<<10)}
+	ex := &exchange{fields: make([]hfield, 0, 16), buf: make([]byte, 32<<10)}
 	ex.abortFn = ex.abort
 	return ex
 }}
@@ -112,7 +112,7 @@ type tryResult struct {
 	outcome outcome
 	err     error
 	status  int
-	header  http.Header
+	header  http.Header // the response head of a net/http try (res.uc == nil)
 	body    io.Reader
 	length  int64 // -1: unknown
 	uc      *upConn
@@ -351,10 +351,10 @@ func (e *Engine) tryH1(ex *exchange, u *upstream, deadline, now time.Time, res *
 		err = ex.out.writeH1(uc.bw, ex.buf)
 		var rh respHead
 		if err == nil {
-			rh, err = uc.readHead(ex.hdr, ex.out.method)
+			rh, err = uc.readHead(&ex.fields, ex.out.method)
 		}
 		if err == nil {
-			res.outcome, res.uc, res.status, res.header = outOK, uc, rh.status, ex.hdr
+			res.outcome, res.uc, res.status = outOK, uc, rh.status
 			res.length = rh.length
 			ex.body.reset(uc, &rh, idleBodyTimeout)
 			res.body = &ex.body
@@ -528,21 +528,44 @@ func (e *Engine) respond(w http.ResponseWriter, r *http.Request, rt *route, ex *
 	rec.upstream = u.addr
 	rec.upstreamLatency = res.latency
 	dst := w.Header()
-	connHdr := len(res.header["Connection"]) > 0
-	for k, vs := range res.header {
-		if isHop(k) || connHdr && connectionListed(res.header, k) {
-			continue
+	var ct string
+	var grpcStatus bool
+	if res.uc != nil {
+		// An HTTP/1.1 backend's head: its lines go to the HTTP/1.1 server's
+		// writer as they are, or into the header map of another writer.
+		// A backend's field replaces what the gateway set (X-Request-Id).
+		fields := passFields(ex.fields)
+		ct, _ = fieldValue(fields, "Content-Type")
+		_, grpcStatus = fieldValue(fields, "Grpc-Status")
+		if hw, ok := w.(*h1writer); ok {
+			hw.pass = fields
+		} else {
+			for _, f := range fields {
+				delete(dst, f.k)
+			}
+			for _, f := range fields {
+				dst[f.k] = append(dst[f.k], f.v)
+			}
 		}
-		dst[k] = vs
+	} else {
+		connHdr := len(res.header["Connection"]) > 0
+		for k, vs := range res.header {
+			if isHop(k) || connHdr && connectionListed(res.header, k) {
+				continue
+			}
+			dst[k] = vs
+		}
+		ct = res.header.Get("Content-Type")
+		_, grpcStatus = res.header["Grpc-Status"]
 	}
 	flush := res.length < 0 && !isBodyless(r.Method, res.status)
-	if ct := res.header["Content-Type"]; len(ct) > 0 && (strings.HasPrefix(ct[0], "text/event-stream") || strings.HasPrefix(ct[0], "application/grpc")) {
+	if strings.HasPrefix(ct, "text/event-stream") || strings.HasPrefix(ct, "application/grpc") {
 		flush = true
 	}
 	if res.resp != nil && len(res.resp.Trailer) > 0 {
 		flush = true
 	}
-	if _, ok := res.header["Grpc-Status"]; ok {
+	if grpcStatus {
 		// A gRPC Trailers-Only answer (an error status, no messages): it
 		// must reach the client as one HEADERS frame that ends the stream,
 		// which flushing the head early would split.

@@ -148,7 +148,7 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, rt *route,
 	err := o.writeH1(uc.bw, ex.buf)
 	var rh respHead
 	if err == nil {
-		rh, err = uc.readHead(ex.hdr, r.Method)
+		rh, err = uc.readHead(&ex.fields, r.Method)
 	}
 	if err != nil {
 		upClose()
@@ -160,10 +160,12 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, rt *route,
 	if rh.status != http.StatusSwitchingProtocols {
 		// Refused (401, 404, ...): pass the answer on as a plain response.
 		dst := w.Header()
-		for k, vs := range ex.hdr {
-			if !isHop(k) {
-				dst[k] = vs
-			}
+		fields := passFields(ex.fields)
+		for _, f := range fields {
+			delete(dst, f.k)
+		}
+		for _, f := range fields {
+			dst[f.k] = append(dst[f.k], f.v)
 		}
 		w.WriteHeader(rh.status)
 		ex.body.reset(uc, &rh, idleBodyTimeout)
@@ -195,10 +197,8 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, rt *route,
 	// The 101 head as the backend sent it, minus nothing: Upgrade and
 	// Connection are the point of it.
 	crw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
-	for k, vs := range ex.hdr {
-		for _, v := range vs {
-			writeHeaderLine(crw.Writer, k, v)
-		}
+	for _, f := range ex.fields {
+		writeHeaderLine(crw.Writer, f.k, f.v)
 	}
 	crw.WriteString("X-Request-Id: ")
 	writeHeaderValue(crw.Writer, rec.requestID)
