@@ -258,7 +258,7 @@ const maxHeadBytes = 64 << 10
 // respHead is a parsed response head.
 type respHead struct {
 	status    int
-	minor     int // HTTP/1.minor
+	minor     int   // HTTP/1.minor
 	length    int64 // -1: unknown
 	chunked   bool
 	close     bool // Connection: close, or HTTP/1.0 without keep-alive
