@@ -645,6 +645,7 @@ type h1writer struct {
 	req         *http.Request
 	hdr         http.Header
 	pass        []hfield // a backend's header lines to send as they are (set by the engine)
+	requestID   string   // sent as X-Request-Id unless a header says otherwise (set by the engine)
 	status      int
 	wroteHeader bool
 	headSent    bool
@@ -717,6 +718,11 @@ func (w *h1writer) writeHeaderLines(skipFraming bool) {
 	for _, f := range w.pass {
 		if !w.skip(f.k, skipFraming) {
 			writeHeaderLine(bw, f.k, f.v)
+		}
+	}
+	if w.requestID != "" {
+		if _, ok := w.headerValue("X-Request-Id"); !ok {
+			writeHeaderLine(bw, "X-Request-Id", w.requestID)
 		}
 	}
 }

@@ -146,12 +146,19 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	rec := &ex.rec
 	rec.start = start
-	rid := r.Header.Get("X-Request-Id")
+	var rid string
+	if v := r.Header["X-Request-Id"]; len(v) > 0 {
+		rid = v[0]
+	}
 	if rid == "" || len(rid) > 200 {
 		rid = newRequestID()
 	}
 	rec.requestID = rid
-	w.Header()["X-Request-Id"] = []string{rid}
+	if hw, ok := w.(*h1writer); ok {
+		hw.requestID = rid // written with the head, unless the backend sends its own
+	} else {
+		w.Header()["X-Request-Id"] = []string{rid}
+	}
 
 	rr := st.table.Lookup(r)
 	if rr == nil {
