@@ -385,7 +385,11 @@ func readHeadLines(br *bufio.Reader, buf []byte, max int) (out []byte, lines int
 		if len(buf)+len(line) > max {
 			return buf, lines, read, errHeadTooLarge
 		}
-		line = bytes.TrimRight(line, "\r\n")
+		n := len(line)
+		for n > 0 && (line[n-1] == '\n' || line[n-1] == '\r') {
+			n-- // bytes.TrimRight, without its cutset set-up per line
+		}
+		line = line[:n]
 		if len(line) == 0 {
 			if lines == 0 {
 				continue
