@@ -32,6 +32,7 @@ func FuzzReadHead(f *testing.F) {
 		"HTTP/1.1 200 OK\r\n folded: x\r\n\r\n",
 		"\r\nHTTP/1.1 999 X\r\nA:b\r\na: c\r\n\r\n",
 		"HTTP/1.1 200\r\nContent-Length: -1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nConnection: x-foo, keep-alive\r\nX-Foo: 1\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
 	} {
 		f.Add([]byte(s), false)
@@ -79,6 +80,21 @@ func FuzzReadHead(f *testing.F) {
 			if k == "Transfer-Encoding" {
 				t.Fatal("Transfer-Encoding kept in the header")
 			}
+		}
+		// What passes to the client: no hop-by-hop field, none that a
+		// Connection field names, one Content-Length at most.
+		pass := passFields(append([]hfield(nil), fs...))
+		cls := 0
+		for _, f := range pass {
+			if isHop(f.k) || connectionListed(h, f.k) {
+				t.Fatalf("%q passed to the client", f.k)
+			}
+			if f.k == "Content-Length" {
+				cls++
+			}
+		}
+		if cls > 1 {
+			t.Fatalf("%d Content-Length fields passed", cls)
 		}
 		var b bodyReader
 		b.reset(uc, &rh, 0)
