@@ -78,17 +78,18 @@ func fieldValue(fs []hfield, k string) (string, bool) {
 // client: hop-by-hop ones, those the Connection header names, and a
 // repeated Content-Length (the head parser checked they agree).
 func passFields(fs []hfield) []hfield {
-	conn := false
+	// The Connection values first: the filter below overwrites fs.
+	var connBuf [4]string
+	conn := connBuf[:0]
 	for i := range fs {
 		if fs[i].k == "Connection" {
-			conn = true
-			break
+			conn = append(conn, fs[i].v)
 		}
 	}
 	out := fs[:0]
 	seenCL := false
 	for _, f := range fs {
-		if isHop(f.k) {
+		if isHop(f.k) || listedIn(conn, f.k) {
 			continue
 		}
 		if f.k == "Content-Length" {
@@ -97,18 +98,15 @@ func passFields(fs []hfield) []hfield {
 			}
 			seenCL = true
 		}
-		if conn && fieldsListed(fs, f.k) {
-			continue
-		}
 		out = append(out, f)
 	}
 	return out
 }
 
-// fieldsListed reports whether a Connection field of fs names k.
-func fieldsListed(fs []hfield, k string) bool {
-	for i := range fs {
-		if fs[i].k == "Connection" && tokenListed(fs[i].v, k) {
+// listedIn reports whether one of the Connection values vs names k.
+func listedIn(vs []string, k string) bool {
+	for _, v := range vs {
+		if tokenListed(v, k) {
 			return true
 		}
 	}

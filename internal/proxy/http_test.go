@@ -114,14 +114,15 @@ func TestHTTPHopByHopResponseHeaders(t *testing.T) {
 				return
 			}
 			io.Copy(io.Discard, req.Body)
-			fmt.Fprint(c, "HTTP/1.1 200 OK\r\nConnection: X-Resp-Hop, keep-alive\r\nX-Resp-Hop: 1\r\nKeep-Alive: timeout=9\r\n"+
-				"Proxy-Authenticate: Basic\r\nUpgrade: foo\r\nX-Resp-End: kept\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n\r\nok")
+			// X-Late-Hop, named by Connection, comes after end-to-end fields.
+			fmt.Fprint(c, "HTTP/1.1 200 OK\r\nConnection: X-Resp-Hop, keep-alive, x-late-hop\r\nX-Resp-Hop: 1\r\nKeep-Alive: timeout=9\r\n"+
+				"Proxy-Authenticate: Basic\r\nUpgrade: foo\r\nX-Resp-End: kept\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Late-Hop: 2\r\nContent-Length: 2\r\n\r\nok")
 		}
 	})
 	g := startGateway(t, Options{}, routeDoc("r", "  backends: [{address: \""+rb.addr+"\"}]"))
 	resps := rawExchange(t, g.addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET", "GET")
 	for _, r := range resps {
-		for _, k := range []string{"X-Resp-Hop", "Keep-Alive", "Proxy-Authenticate", "Upgrade"} {
+		for _, k := range []string{"X-Resp-Hop", "X-Late-Hop", "Keep-Alive", "Proxy-Authenticate", "Upgrade"} {
 			if v, ok := r.Header[k]; ok {
 				t.Errorf("hop-by-hop response header %s passed on: %q", k, v)
 			}
