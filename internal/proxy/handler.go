@@ -44,6 +44,17 @@ type exchange struct {
 	inflight *upConn
 	gone     bool
 	abortFn  func() // ex.abort, bound once
+
+	// The request's tries (begin sets them; run or the event loop makes
+	// them).
+	rt        *route
+	retryable bool
+	key       uint64
+	hasKey    bool
+	deadline  time.Time          // of the whole request
+	attempt   int                // tries made before this one
+	prev      *balancer.Endpoint // the last try's instance
+	tryAt     time.Time          // when the current try starts
 }
 
 var exchanges = sync.Pool{New: func() any {
@@ -127,23 +138,42 @@ type tryResult struct {
 
 // ServeHTTP proxies one request.
 func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	st := e.cur.Load()
+	ex := e.acquireExchange(w)
+	defer e.releaseExchange(ex, w)
+	if !e.begin(ex, w, r, time.Now()) {
+		return
+	}
+	e.run(ex, w, r)
+}
+
+// acquireExchange returns an exchange for a request answered through w.
+func (e *Engine) acquireExchange(w http.ResponseWriter) *exchange {
 	ex := exchanges.Get().(*exchange)
-	cw, _ := w.(clientWatcher)
-	if cw != nil {
+	if cw, ok := w.(clientWatcher); ok {
 		cw.setAbort(ex.abortFn)
 	}
-	defer func() {
-		if cw != nil {
-			cw.setAbort(nil) // no abort can come after this
-		}
-		ex.inflight, ex.gone = nil, false
-		ex.rec = logRecord{}
-		ex.out = outbound{}
-		ex.reqBody.Reset()
-		exchanges.Put(ex)
-	}()
+	return ex
+}
+
+// releaseExchange returns ex to the pool once its request is answered.
+func (e *Engine) releaseExchange(ex *exchange, w http.ResponseWriter) {
+	if cw, ok := w.(clientWatcher); ok {
+		cw.setAbort(nil) // no abort can come after this
+	}
+	ex.inflight, ex.gone = nil, false
+	ex.rec = logRecord{}
+	ex.out = outbound{}
+	ex.reqBody.Reset()
+	ex.rt, ex.prev, ex.attempt = nil, nil, 0
+	exchanges.Put(ex)
+}
+
+// begin routes a request and prepares what goes upstream, into ex. It
+// answers the request itself (no route, a WebSocket upgrade, a body that
+// cannot be read) and returns false, or returns true with the tries to
+// make (run).
+func (e *Engine) begin(ex *exchange, w http.ResponseWriter, r *http.Request, start time.Time) bool {
+	st := e.cur.Load()
 	rec := &ex.rec
 	rec.start = start
 	var rid string
@@ -163,14 +193,14 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rr := st.table.Lookup(r)
 	if rr == nil {
 		e.finishError(w, r, nil, rec, nil, http.StatusNotFound, "no route matches this request")
-		return
+		return false
 	}
 	rt := rr.Target.(*route)
 	rec.route = rt.name
 
 	if isWebSocket(r) {
 		e.serveUpgrade(w, r, rt, ex)
-		return
+		return false
 	}
 
 	o := &ex.out
@@ -194,7 +224,7 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case retryable && r.ContentLength > 0 && r.ContentLength <= maxReplayBody:
 		if _, err := io.CopyN(&ex.reqBody, r.Body, r.ContentLength); err != nil {
 			e.finishError(w, r, rt, rec, nil, http.StatusBadRequest, "reading the request body: "+err.Error())
-			return
+			return false
 		}
 		ex.replay.Reset(ex.reqBody.Bytes())
 		o.body, o.length = &ex.replay, r.ContentLength
@@ -207,46 +237,28 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		o.length = -1
 	}
 
-	var deadline time.Time
+	ex.rt, ex.retryable = rt, retryable
 	if rt.requestTO > 0 {
-		deadline = start.Add(rt.requestTO)
+		ex.deadline = start.Add(rt.requestTO)
 	} else {
-		deadline = start.Add(100 * 365 * 24 * time.Hour)
+		ex.deadline = start.Add(100 * 365 * 24 * time.Hour)
 	}
-	key, hasKey := hashKey(r, rt.hash)
+	ex.key, ex.hasKey = hashKey(r, rt.hash)
+	ex.attempt, ex.prev, ex.tryAt = 0, nil, start
 	rt.budget.Request()
+	return true
+}
 
+// run makes the tries begin prepared, with retries, and answers.
+func (e *Engine) run(ex *exchange, w http.ResponseWriter, r *http.Request) {
 	var res tryResult
-	var prev *balancer.Endpoint
-	now := start
-	for attempt := 0; ; attempt, now = attempt+1, time.Now() {
-		if attempt > 0 && o.body != nil {
+	for {
+		if ex.attempt > 0 && ex.out.body != nil {
 			ex.replay.Reset(ex.reqBody.Bytes())
 		}
-		res = e.try(ex, r, rt, key, hasKey, prev, deadline, now)
-		prev = res.ep
-		if res.outcome != outOK && res.outcome != outGone && r.Context().Err() != nil {
-			res.outcome = outGone // the try failed because the client left
-		}
-		ok := res.outcome == outOK && res.status < 500
-		if res.ep != nil && res.be.outliers != nil && res.outcome != outCircuit && res.outcome != outClient && res.outcome != outGone {
-			if res.be.outliers.Result(res.ep, ok, res.started.Add(res.latency)) && rt.metrics != nil {
-				rt.metrics.ejected(res.be)
-			}
-		}
-		if !e.shouldRetry(rt, &res, retryable, attempt, deadline) {
-			break
-		}
-		e.discard(&res)
-		rec.retries++
-		if rt.metrics != nil {
-			rt.metrics.retries.Inc()
-		}
-		d := rt.backoff.Delay(attempt + 1)
-		if time.Until(deadline) <= d {
-			// No time left to back off and try again: answer with what we have.
-			rec.retries--
-			res = tryResult{outcome: outTimeout, err: context.DeadlineExceeded, ep: res.ep, be: res.be}
+		res = e.try(ex, r)
+		d, again := e.afterTry(ex, r, &res)
+		if !again {
 			break
 		}
 		t := time.NewTimer(d)
@@ -254,12 +266,52 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
-			e.finishError(w, r, rt, rec, &res, 499, "client went away")
+			e.finishError(w, r, ex.rt, &ex.rec, &res, 499, "client went away")
 			return
 		}
+		ex.attempt++
+		ex.tryAt = time.Now()
 	}
+	e.conclude(ex, w, r, &res)
+}
+
+// afterTry records a try's outcome (outliers) and decides on a retry:
+// again is true with the back-off to wait, the failed try discarded.
+func (e *Engine) afterTry(ex *exchange, r *http.Request, res *tryResult) (backoff time.Duration, again bool) {
+	rt, rec := ex.rt, &ex.rec
+	ex.prev = res.ep
+	if res.outcome != outOK && res.outcome != outGone && r.Context().Err() != nil {
+		res.outcome = outGone // the try failed because the client left
+	}
+	ok := res.outcome == outOK && res.status < 500
+	if res.ep != nil && res.be.outliers != nil && res.outcome != outCircuit && res.outcome != outClient && res.outcome != outGone {
+		if res.be.outliers.Result(res.ep, ok, res.started.Add(res.latency)) && rt.metrics != nil {
+			rt.metrics.ejected(res.be)
+		}
+	}
+	if !e.shouldRetry(rt, res, ex.retryable, ex.attempt, ex.deadline) {
+		return 0, false
+	}
+	e.discard(res)
+	rec.retries++
+	if rt.metrics != nil {
+		rt.metrics.retries.Inc()
+	}
+	d := rt.backoff.Delay(ex.attempt + 1)
+	if time.Until(ex.deadline) <= d {
+		// No time left to back off and try again: answer with what we have.
+		rec.retries--
+		*res = tryResult{outcome: outTimeout, err: context.DeadlineExceeded, ep: res.ep, be: res.be}
+		return 0, false
+	}
+	return d, true
+}
+
+// conclude answers with the last try's response, or the error it ended in.
+func (e *Engine) conclude(ex *exchange, w http.ResponseWriter, r *http.Request, res *tryResult) {
+	rt, rec := ex.rt, &ex.rec
 	if res.outcome != outOK {
-		e.discard(&res)
+		e.discard(res)
 		code, msg := http.StatusBadGateway, "upstream connection failed"
 		switch res.outcome {
 		case outConnect:
@@ -280,35 +332,52 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if res.err != nil {
 			rec.err = res.err.Error()
 		}
-		e.finishError(w, r, rt, rec, &res, code, msg)
+		e.finishError(w, r, rt, rec, res, code, msg)
 		return
 	}
-	e.respond(w, r, rt, ex, &res)
+	e.respond(w, r, rt, ex, res)
 }
 
 // try sends the request to one instance and waits for the response head.
-// now is the time the try starts.
-func (e *Engine) try(ex *exchange, r *http.Request, rt *route, key uint64, hasKey bool, prev *balancer.Endpoint, deadline, now time.Time) tryResult {
+func (e *Engine) try(ex *exchange, r *http.Request) tryResult {
+	res, u, tryDeadline := e.pick(ex)
+	if u == nil {
+		return res
+	}
+	if u.rt != nil {
+		e.tryStd(ex, r, u, tryDeadline, &res)
+	} else {
+		e.tryH1(ex, u, tryDeadline, ex.tryAt, &res)
+	}
+	e.tried(&res, u, time.Now())
+	return res
+}
+
+// pick chooses the instance of a try (at ex.tryAt) and takes a request
+// slot on it: u is nil when there is none (res says why); else the try
+// is begun and must end with tried.
+func (e *Engine) pick(ex *exchange) (res tryResult, u *upstream, tryDeadline time.Time) {
+	rt, now := ex.rt, ex.tryAt
 	be := rt.pickBackend()
-	ep := be.bal.PickAt(key, hasKey, now)
-	if ep != nil && ep == prev && be.bal.Len() > 1 && !hasKey {
-		if again := be.bal.PickAt(key, hasKey, now); again != nil {
+	ep := be.bal.PickAt(ex.key, ex.hasKey, now)
+	if ep != nil && ep == ex.prev && be.bal.Len() > 1 && !ex.hasKey {
+		if again := be.bal.PickAt(ex.key, ex.hasKey, now); again != nil {
 			ep = again
 		}
 	}
 	if ep == nil {
-		return tryResult{outcome: outNoTarget, be: be}
+		return tryResult{outcome: outNoTarget, be: be}, nil, time.Time{}
 	}
-	u := ep.Owner.(*upstream)
-	res := tryResult{ep: ep, be: be}
+	u = ep.Owner.(*upstream)
+	res = tryResult{ep: ep, be: be}
 	if !u.acquire() {
 		res.outcome, res.err = outCircuit, errCircuitOpen
 		if rt.metrics != nil {
 			rt.metrics.shed(be)
 		}
-		return res
+		return res, nil, time.Time{}
 	}
-	tryDeadline := deadline
+	tryDeadline = ex.deadline
 	if rt.perTryTO > 0 {
 		if d := now.Add(rt.perTryTO); d.Before(tryDeadline) {
 			tryDeadline = d
@@ -316,17 +385,16 @@ func (e *Engine) try(ex *exchange, r *http.Request, rt *route, key uint64, hasKe
 	}
 	ep.Begin()
 	res.started = now
-	if u.rt != nil {
-		e.tryStd(ex, r, u, tryDeadline, &res)
-	} else {
-		e.tryH1(ex, u, tryDeadline, now, &res)
-	}
-	res.latency = time.Since(res.started)
+	return res, u, tryDeadline
+}
+
+// tried ends a try pick began, at now: a failed one gives its slot back.
+func (e *Engine) tried(res *tryResult, u *upstream, now time.Time) {
+	res.latency = now.Sub(res.started)
 	if res.outcome != outOK {
-		ep.End(0, false, time.Time{})
+		res.ep.End(0, false, time.Time{})
 		u.release()
 	}
-	return res
 }
 
 func (e *Engine) tryH1(ex *exchange, u *upstream, deadline, now time.Time, res *tryResult) {
