@@ -280,16 +280,26 @@ func (hc *h1conn) serve() {
 		}
 	}
 	hc.bw = bufio.NewWriterSize(w, h1WriteBuf)
-	hc.ctx, hc.cancel = context.WithCancel(hc.srv.ctx)
+	hc.init(hc.c.RemoteAddr().String())
 	defer hc.cancel()
+	hc.serveLoop()
+}
+
+// init sets up the per-connection state requests reuse.
+func (hc *h1conn) init(remote string) {
+	hc.ctx, hc.cancel = context.WithCancel(hc.srv.ctx)
 	if sc, ok := hc.c.(*net.TCPConn); ok {
 		hc.rc, _ = sc.SyscallConn()
 	}
-	hc.remote = hc.c.RemoteAddr().String()
+	hc.remote = remote
 	hc.tmpl = *(&http.Request{RemoteAddr: hc.remote}).WithContext(hc.ctx)
 	hc.hdr = make(http.Header, 16)
 	hc.w.conn = hc
 	hc.w.hdr = make(http.Header, 16)
+}
+
+// serveLoop serves requests until the connection ends, then closes it.
+func (hc *h1conn) serveLoop() {
 	for {
 		keep, hijacked := hc.serveOne()
 		if hijacked {
@@ -299,6 +309,12 @@ func (hc *h1conn) serve() {
 			break
 		}
 	}
+	hc.closeGracefully()
+}
+
+// closeGracefully sends what is buffered and closes, letting the client
+// read the last response first.
+func (hc *h1conn) closeGracefully() {
 	_ = hc.bw.Flush()
 	if tc, ok := hc.c.(*net.TCPConn); ok {
 		// Let the client read the last response before the close: a
@@ -340,6 +356,11 @@ func (hc *h1conn) serveOne() (keep, hijacked bool) {
 		}
 		return false, false
 	}
+	return hc.serveParsed(r)
+}
+
+// serveParsed serves a request readRequest parsed.
+func (hc *h1conn) serveParsed(r *http.Request) (keep, hijacked bool) {
 	w := &hc.w
 	w.reset(r)
 	watched := hc.body.done
@@ -356,8 +377,15 @@ func (hc *h1conn) serveOne() (keep, hijacked bool) {
 	if w.hijacked {
 		return false, true
 	}
+	return hc.afterCall(w), false
+}
+
+// afterCall completes a response the handler returned from and readies
+// the connection for the next request: keep says whether it can carry
+// one.
+func (hc *h1conn) afterCall(w *h1writer) (keep bool) {
 	if err := w.finish(); err != nil {
-		return false, false
+		return false
 	}
 	keep = w.keepAlive
 	// Read what the handler left of the body, within a limit, so the next
@@ -373,10 +401,10 @@ func (hc *h1conn) serveOne() (keep, hijacked bool) {
 	// otherwise (or if the next head is not complete) flush now.
 	if n := hc.br.Buffered(); n == 0 || !bytes.Contains(peekBuffered(hc.br, n), []byte("\r\n\r\n")) {
 		if err := hc.bw.Flush(); err != nil {
-			return false, false
+			return false
 		}
 	}
-	return keep, false
+	return keep
 }
 
 func peekBuffered(br *bufio.Reader, n int) []byte {
