@@ -41,6 +41,11 @@ go vet ./...
 
 log "go test -race"
 go test -race -count=1 -timeout 20m ./...
+# The gateway serves plain HTTP/1.1 from event loops by default; its tests
+# run once more on the goroutine-per-connection server, which the loops
+# hand work to and which --goroutine-per-conn selects.
+log "go test -race ./internal/proxy (goroutine per connection)"
+CAIRN_TEST_GOROUTINES=1 go test -race -count=1 -timeout 10m ./internal/proxy
 
 log "fuzz (short runs of each fuzz target)"
 # The budget is a count of executions, not a duration: with a duration, Go

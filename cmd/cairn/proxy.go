@@ -39,6 +39,7 @@ type gatewayFlags struct {
 	accessLog string
 	zone      string
 	drain     time.Duration
+	goroutine bool
 }
 
 func (g *gatewayFlags) register(fs *flag.FlagSet, prefix, defListen, defAccessLog string) {
@@ -53,6 +54,7 @@ func (g *gatewayFlags) register(fs *flag.FlagSet, prefix, defListen, defAccessLo
 	fs.StringVar(&g.accessLog, prefix+"access-log", defAccessLog, "JSON access log: \"-\" (stdout), a file `PATH`, or \"off\"")
 	fs.StringVar(&g.zone, prefix+"zone", "", "the gateway's zone: backends in it are preferred")
 	fs.DurationVar(&g.drain, prefix+"drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight get to finish")
+	fs.BoolVar(&g.goroutine, prefix+"goroutine-per-conn", false, "serve plain HTTP/1.1 with a goroutine per connection instead of per-core event loops (Linux)")
 }
 
 func (g *gatewayFlags) enabled() bool {
@@ -91,7 +93,7 @@ func startGateway(g *gatewayFlags, static bool, pr prometheus.Registerer, logger
 		gw.alog = proxy.NewAccessLog(f, f)
 	}
 	gw.engine = proxy.NewEngine(proxy.Options{Zone: g.zone, Logger: logger, AccessLog: gw.alog, Metrics: proxy.NewMetrics(pr), Static: static})
-	opts := proxy.ServerOptions{Logger: logger}
+	opts := proxy.ServerOptions{Logger: logger, NoEventLoop: g.goroutine}
 	if g.listen != "off" && g.listen != "" {
 		ln, err := net.Listen("tcp", g.listen)
 		if err != nil {

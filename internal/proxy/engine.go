@@ -134,6 +134,17 @@ type route struct {
 	metrics *routeMetrics
 }
 
+// plainH1 tells a route whose backends all speak plain HTTP/1.1 (no TLS,
+// no HTTP/2): the event loop's connections.
+func (rt *route) plainH1() bool {
+	for _, be := range rt.backends {
+		if be.tls || be.h2 {
+			return false
+		}
+	}
+	return true
+}
+
 // backend is one entry of a route's backends: a weighted set of instances
 // behind one balancer.
 type backend struct {

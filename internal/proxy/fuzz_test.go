@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -187,6 +188,48 @@ func FuzzUpstreamPath(f *testing.F) {
 		}
 		if dec != want {
 			t.Fatalf("route %s %q rewrite %q: %q became %q (decoded %q), want %q", pt, prefix, rewrite, req.RequestURI, got, dec, want)
+		}
+	})
+}
+
+// FuzzHeadEnd checks the event loop's test for a whole head against the
+// reader it guards: when headEnd says a head is complete, readHeadLines
+// reads it from those bytes alone without running out of input; when it
+// says not, readHeadLines runs out (or stops on a limit).
+func FuzzHeadEnd(f *testing.F) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\n",
+		"\r\n\r\nGET / HTTP/1.1\n\n",
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n",
+		"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+		"GET / HTTP/1.1\r\r\n\r\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, resp := range []bool{false, true} {
+			complete := headEnd(data, resp)
+			br := bufio.NewReaderSize(bytes.NewReader(data), 64<<10)
+			var err error
+			if resp {
+				uc := &upConn{br: br}
+				var fs []hfield
+				_, err = uc.readHead(&fs, http.MethodGet)
+				var re *resetError
+				if complete && errors.As(err, &re) && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+					t.Fatalf("headEnd says complete, but the response head reader ran out: %q", data)
+				}
+				continue
+			}
+			_, _, _, err = readHeadLines(br, nil, 1<<20)
+			if complete && err != nil {
+				t.Fatalf("headEnd says complete, readHeadLines: %v on %q", err, data)
+			}
+			if !complete && err == nil {
+				t.Fatalf("headEnd says incomplete, readHeadLines read a head from %q", data)
+			}
 		}
 	})
 }

@@ -63,14 +63,19 @@ type h1server struct {
 	mu    sync.Mutex
 	conns map[*h1conn]struct{}
 	wg    sync.WaitGroup
+
+	ev *evServer // nil: a goroutine per connection
 }
 
-func newH1Server(h http.Handler, h2 *http.Server, ln net.Listener) *h1server {
+func newH1Server(h http.Handler, h2 *http.Server, ln net.Listener, loops bool) *h1server {
 	s := &h1server{ln: ln, handler: h, h2: h2, conns: map[*h1conn]struct{}{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.h2ln = newChanListener(ln.Addr())
 	go h2.Serve(s.h2ln)
 	go s.sweep()
+	if loops {
+		s.ev = newEvServer(s)
+	}
 	return s
 }
 
@@ -119,6 +124,9 @@ func (s *h1server) serve() error {
 		s.conns[hc] = struct{}{}
 		s.mu.Unlock()
 		s.wg.Add(1)
+		if s.ev != nil && s.ev.take(hc) {
+			continue
+		}
 		go hc.serve()
 	}
 }
@@ -130,7 +138,10 @@ func (s *h1server) drain(ctx context.Context) error {
 	s.ln.Close()
 	s.mu.Lock()
 	for hc := range s.conns {
-		if hc.idle.Load() {
+		if ref := hc.ev.Load(); ref != nil {
+			c := ref.c
+			c.l.post(c.closeIdle)
+		} else if hc.idle.Load() {
 			hc.c.Close()
 		}
 	}
@@ -146,9 +157,17 @@ func (s *h1server) drain(ctx context.Context) error {
 		err = ctx.Err()
 		s.mu.Lock()
 		for hc := range s.conns {
-			hc.c.Close()
+			if ref := hc.ev.Load(); ref != nil {
+				c := ref.c
+				c.l.post(c.close)
+			} else {
+				hc.c.Close()
+			}
 		}
 		s.mu.Unlock()
+	}
+	if s.ev != nil {
+		s.ev.stop()
 	}
 	s.cancel()
 	s.h2ln.Close()
@@ -190,6 +209,8 @@ type h1conn struct {
 	// the client closes or resets, it calls abort (set by the handler:
 	// it closes the backend connection) and cancels the request's
 	// context. Only requests with no body left to read are watched.
+	ev atomic.Pointer[loopRef] // the event loop serving it; nil: a goroutine
+
 	rc        syscall.RawConn // nil: not a TCP connection, not watched
 	wmu       sync.Mutex
 	reqSeq    uint64 // requests started

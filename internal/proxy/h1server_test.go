@@ -20,7 +20,7 @@ func startH1(t *testing.T, h http.Handler) string {
 		t.Fatal(err)
 	}
 	h2 := &http.Server{Handler: h}
-	s := newH1Server(h, h2, ln)
+	s := newH1Server(h, h2, ln, false) // a plain handler: no event loop
 	go s.serve()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

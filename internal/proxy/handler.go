@@ -140,7 +140,7 @@ type tryResult struct {
 func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := e.acquireExchange(w)
 	defer e.releaseExchange(ex, w)
-	if !e.begin(ex, w, r, time.Now()) {
+	if !e.begin(ex, w, r, time.Now(), nil) {
 		return
 	}
 	e.run(ex, w, r)
@@ -168,12 +168,11 @@ func (e *Engine) releaseExchange(ex *exchange, w http.ResponseWriter) {
 	exchanges.Put(ex)
 }
 
-// begin routes a request and prepares what goes upstream, into ex. It
-// answers the request itself (no route, a WebSocket upgrade, a body that
-// cannot be read) and returns false, or returns true with the tries to
-// make (run).
-func (e *Engine) begin(ex *exchange, w http.ResponseWriter, r *http.Request, start time.Time) bool {
-	st := e.cur.Load()
+// begin routes a request (unless the caller did: rt) and prepares what
+// goes upstream, into ex. It answers the request itself (no route, a
+// WebSocket upgrade, a body that cannot be read) and returns false, or
+// returns true with the tries to make (run).
+func (e *Engine) begin(ex *exchange, w http.ResponseWriter, r *http.Request, start time.Time, rt *route) bool {
 	rec := &ex.rec
 	rec.start = start
 	var rid string
@@ -190,12 +189,13 @@ func (e *Engine) begin(ex *exchange, w http.ResponseWriter, r *http.Request, sta
 		w.Header()["X-Request-Id"] = []string{rid}
 	}
 
-	rr := st.table.Lookup(r)
-	if rr == nil {
+	if rt == nil {
+		rt = e.route(r)
+	}
+	if rt == nil {
 		e.finishError(w, r, nil, rec, nil, http.StatusNotFound, "no route matches this request")
 		return false
 	}
-	rt := rr.Target.(*route)
 	rec.route = rt.name
 
 	if isWebSocket(r) {
@@ -247,6 +247,14 @@ func (e *Engine) begin(ex *exchange, w http.ResponseWriter, r *http.Request, sta
 	ex.attempt, ex.prev, ex.tryAt = 0, nil, start
 	rt.budget.Request()
 	return true
+}
+
+// route returns the route r matches, or nil.
+func (e *Engine) route(r *http.Request) *route {
+	if rr := e.cur.Load().table.Lookup(r); rr != nil {
+		return rr.Target.(*route)
+	}
+	return nil
 }
 
 // run makes the tries begin prepared, with retries, and answers.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -105,6 +106,10 @@ type testGateway struct {
 	certPEM []byte         // the gateway's certificate
 }
 
+// noEventLoop runs the tests' gateways with a goroutine per connection
+// (CAIRN_TEST_GOROUTINES=1; scripts/test.sh runs the package both ways).
+var noEventLoop = os.Getenv("CAIRN_TEST_GOROUTINES") == "1"
+
 func startGateway(t *testing.T, opts Options, docs string) *testGateway {
 	t.Helper()
 	return startGatewayWith(t, opts, docs, false)
@@ -134,7 +139,7 @@ func startGatewayWith(t *testing.T, opts Options, docs string, withTLS bool) *te
 	if docs != "" {
 		g.apply(t, docs)
 	}
-	so := ServerOptions{Listen: ln, Logger: opts.Logger}
+	so := ServerOptions{Listen: ln, Logger: opts.Logger, NoEventLoop: noEventLoop}
 	if withTLS {
 		tln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

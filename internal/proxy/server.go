@@ -16,6 +16,10 @@ type ServerOptions struct {
 	TLSListen net.Listener // TLS: HTTP/2 and HTTP/1.1 by ALPN; nil for none
 	TLSConfig *tls.Config  // with certificates, for TLSListen
 	Logger    *slog.Logger
+	// NoEventLoop serves the plain listener with a goroutine per
+	// connection instead of per-core event loops (which exist on Linux;
+	// elsewhere it is always so).
+	NoEventLoop bool
 }
 
 // Server runs an Engine on listeners.
@@ -50,7 +54,7 @@ func NewServer(e *Engine, opts ServerOptions) *Server {
 	s := &Server{e: e, opts: opts, errc: make(chan error, 2)}
 	if opts.Listen != nil {
 		s.plain = mk()
-		s.h1 = newH1Server(e, s.plain, opts.Listen)
+		s.h1 = newH1Server(e, s.plain, opts.Listen, !opts.NoEventLoop)
 	}
 	if opts.TLSListen != nil {
 		s.tls = mk()

@@ -127,6 +127,13 @@ type upConn struct {
 	hdr    []byte    // scratch for the response head
 	dl     time.Time // the deadline last set on c
 	rc     syscall.RawConn
+	ev     evOwner // an event loop's connection (c is nil): given back to it
+}
+
+// evOwner is an event loop's hold on one of its upstream connections.
+type evOwner interface {
+	// release takes the connection back after an exchange (see put).
+	release(broken bool, now time.Time)
 }
 
 // setDeadline sets the connection's deadline to t unless the one in place
@@ -232,6 +239,13 @@ func (u *upstream) put(uc *upConn, broken bool) {
 // putAt is put for a caller that has read the clock (now, when the
 // connection became idle; zero: read it here).
 func (u *upstream) putAt(uc *upConn, broken bool, now time.Time) {
+	if uc.ev != nil {
+		if now.IsZero() {
+			now = time.Now()
+		}
+		uc.ev.release(broken, now)
+		return
+	}
 	if broken || u.retired.Load() {
 		u.closeConn(uc)
 		u.signal()
@@ -265,6 +279,10 @@ func (u *upstream) signal() {
 }
 
 func (u *upstream) closeConn(uc *upConn) {
+	if uc.ev != nil {
+		uc.ev.release(true, time.Time{})
+		return
+	}
 	_ = uc.c.Close()
 	u.conns.Add(-1)
 }

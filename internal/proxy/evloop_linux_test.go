@@ -1,0 +1,68 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// loopCounts returns what the gateway's event loops did.
+func loopCounts(t *testing.T, g *testGateway) (served, handed int64) {
+	t.Helper()
+	v := g.s.h1.ev
+	if v == nil {
+		t.Fatal("the gateway has no event loops")
+	}
+	return v.served.Load(), v.handed.Load()
+}
+
+// The common exchange stays in the loops; what they do not do goes to a
+// goroutine, once per connection, and is answered the same.
+func TestEventLoopServesAndHandsOver(t *testing.T) {
+	if noEventLoop {
+		t.Skip("CAIRN_TEST_GOROUTINES=1: the gateways run without event loops")
+	}
+	b := startBackend(t, "a", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.URL.Path == "/chunked" {
+			w.(http.Flusher).Flush() // no Content-Length: chunked
+		}
+		io.WriteString(w, "ok "+r.Method+" "+string(body))
+	}))
+	g := startGateway(t, Options{}, routeDoc("r", "  backends: [{address: "+addr(b)+"}]"))
+	for i := 0; i < 20; i++ {
+		if code, _, body := get(t, g.url+"/"); code != 200 || body != "ok GET " {
+			t.Fatalf("GET: %d %q", code, body)
+		}
+	}
+	served, handed := loopCounts(t, g)
+	if served < 20 || handed != 0 {
+		t.Fatalf("20 GETs: %d served by the loops, %d handed over; want 20 and 0", served, handed)
+	}
+	// A body to read: handed over, answered.
+	resp, err := testClient.Post(g.url+"/", "text/plain", strings.NewReader("payload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "ok POST payload" {
+		t.Fatalf("POST: %d %q", resp.StatusCode, body)
+	}
+	// An answer that streams (chunked): handed over after its head.
+	fresh := &http.Client{Transport: &http.Transport{}} // a new connection, served by a loop first
+	defer fresh.CloseIdleConnections()
+	resp, err = fresh.Get(g.url + "/chunked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "ok GET " {
+		t.Fatalf("chunked GET: %d %q", resp.StatusCode, body)
+	}
+	if _, handed := loopCounts(t, g); handed < 2 {
+		t.Fatalf("a POST and a chunked answer: %d hand-overs, want 2", handed)
+	}
+}
