@@ -81,8 +81,11 @@ type evServer struct {
 }
 
 // procs serializes the changes of GOMAXPROCS by servers starting and
-// stopping.
-var procs sync.Mutex
+// stopping; procsAdded is what they added.
+var (
+	procs      sync.Mutex
+	procsAdded int
+)
 
 // newEvServer starts the loops, or returns nil (the goroutine server does
 // everything) when the handler is not an Engine or epoll is unavailable.
@@ -96,9 +99,10 @@ func newEvServer(s *h1server) *evServer {
 	// a loop keeps its P while it waits in epoll_wait (a raw system
 	// call: no hand-off of the P to another thread and back, which cost
 	// more than the proxying), so the loops' Ps are theirs alone.
-	nloops := runtime.GOMAXPROCS(0)
 	procs.Lock()
+	nloops := max(runtime.GOMAXPROCS(0)-procsAdded, 1)
 	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + nloops)
+	procsAdded += nloops
 	procs.Unlock()
 	v.procs = nloops
 	for i := 0; i < nloops; i++ {
@@ -149,6 +153,7 @@ func (v *evServer) stop() {
 	if n := runtime.GOMAXPROCS(0) - v.procs; n >= 1 {
 		runtime.GOMAXPROCS(n)
 	}
+	procsAdded -= v.procs
 	v.procs = 0
 	procs.Unlock()
 }
@@ -551,7 +556,9 @@ func (c *evConn) peerClosed(reset bool) {
 		// A client may close its side and still read the answer: it is
 		// gone only if the answer does not come soon (as the goroutine
 		// server's watch).
-		c.at(c.l.now.Add(watchAfter))
+		if at := c.l.now.Add(watchAfter); c.deadline.IsZero() || at.Before(c.deadline) {
+			c.at(at)
+		}
 	}
 }
 
