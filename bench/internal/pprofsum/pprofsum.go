@@ -9,7 +9,8 @@
 // fits its stack (any frame):
 //
 //  1. GC: background mark workers, mark assists, sweeping;
-//  2. netpoll: the scheduler waiting in epoll for ready sockets;
+//  2. epoll_wait: the scheduler's netpoll, or the gateway's event loops,
+//     waiting for ready sockets;
 //  3. syscalls: read, write (socket reads and writes, the kernel's
 //     loopback TCP included) and other;
 //  4. timers: connection deadlines, context timeouts, timer heaps;
@@ -137,7 +138,7 @@ func ParseTraces(text string) (samples []Sample, duration time.Duration, err err
 // Category names.
 const (
 	CatGC        = "GC (mark workers, assists, sweeping)"
-	CatNetpoll   = "netpoll (scheduler waiting in epoll for sockets)"
+	CatNetpoll   = "epoll_wait (the runtime's netpoll, or Cairn's event loops, waiting for sockets)"
 	CatRead      = "syscalls: read (sockets, kernel loopback TCP included)"
 	CatWrite     = "syscalls: write (sockets, kernel loopback TCP included)"
 	CatSyscall   = "syscalls: other"
@@ -261,6 +262,8 @@ func Classify(stack []string, ownPrefix string) string {
 	switch {
 	case hasFrame(stack, gcFrames...):
 		return CatGC
+	case hasFrame(stack, "github.com/cairnhq/cairn/internal/proxy.epollWait"):
+		return CatNetpoll // the gateway's event loops
 	case hasFrame(stack, "runtime.netpoll"):
 		// netpoll's own epoll_wait, but not netpollready & co. under a socket op.
 		if !hasFrame(stack, "internal/poll.") {
@@ -270,9 +273,9 @@ func Classify(stack []string, ownPrefix string) string {
 	for _, f := range stack {
 		if isSyscallFrame(f) {
 			switch {
-			case hasFrame(stack, "internal/poll.(*FD).Read", "internal/poll.(*FD).RawRead"):
+			case hasFrame(stack, "internal/poll.(*FD).Read", "internal/poll.(*FD).RawRead", "github.com/cairnhq/cairn/internal/proxy.rawRead"):
 				return CatRead
-			case hasFrame(stack, "internal/poll.(*FD).Write", "internal/poll.(*FD).Writev", "internal/poll.(*FD).RawWrite"):
+			case hasFrame(stack, "internal/poll.(*FD).Write", "internal/poll.(*FD).Writev", "internal/poll.(*FD).RawWrite", "github.com/cairnhq/cairn/internal/proxy.rawWrite"):
 				return CatWrite
 			}
 			return CatSyscall
