@@ -448,6 +448,7 @@ type evConn struct {
 
 	events  uint32 // registered with epoll
 	inEOF   bool   // the client closed its side
+	hup     bool   // the last event said the client hung up
 	stalled bool   // reading stopped with the feed full
 	closeAt bool   // close once the output is sent
 	closed  bool
@@ -490,6 +491,7 @@ func (c *evConn) event(ev uint32) {
 		c.flush()
 	}
 	if ev&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 && !c.closed {
+		c.hup = ev&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
 		c.readable()
 	}
 	if !c.closed {
@@ -513,8 +515,9 @@ func (c *evConn) recover() {
 }
 
 // readable reads what arrived. Edge-triggered: until a read comes back
-// short (anything arriving later is a new edge), or the feed is full
-// (stalled: progress reads on once it is consumed).
+// short (anything arriving later is a new edge; after a hang-up, until
+// the end, which has no edge of its own), or the feed is full (stalled:
+// progress reads on once it is consumed).
 func (c *evConn) readable() {
 	// Into the loop's buffer, then the feed: an idle connection keeps no
 	// buffer of read size.
@@ -530,7 +533,7 @@ func (c *evConn) readable() {
 		}
 		copy(c.in.space(n), b[:n])
 		c.in.added(n)
-		if n < len(b) {
+		if n < len(b) && !c.hup {
 			return
 		}
 	}
@@ -1216,7 +1219,7 @@ func (up *evUp) event(ev uint32) {
 		}
 	}
 	if ev&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
-		up.readable()
+		up.readable(ev&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0)
 		owner := up.owner
 		if owner == nil {
 			up.close() // idle: the backend closed it, or sent bytes nobody asked for
@@ -1229,7 +1232,7 @@ func (up *evUp) event(ev uint32) {
 	}
 }
 
-func (up *evUp) readable() {
+func (up *evUp) readable(hup bool) {
 	// Up to a whole small body: a larger one streams from a goroutine,
 	// which reads the rest off the socket.
 	b := up.l.scratch
@@ -1245,7 +1248,7 @@ func (up *evUp) readable() {
 		copy(up.in.space(n), b[:n])
 		up.in.added(n)
 		up.got += n
-		if n < len(b) {
+		if n < len(b) && !hup {
 			return
 		}
 	}

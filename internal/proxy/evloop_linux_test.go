@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // loopCounts returns what the gateway's event loops did.
@@ -64,5 +67,34 @@ func TestEventLoopServesAndHandsOver(t *testing.T) {
 	}
 	if _, handed := loopCounts(t, g); handed < 2 {
 		t.Fatalf("a POST and a chunked answer: %d hand-overs, want 2", handed)
+	}
+}
+
+// A client that sends its request and closes its side gets the answer,
+// then the connection closes (its end has no event of its own for an
+// edge-triggered loop: it must be read after the request).
+func TestClientHalfCloseGetsAnswerThenClose(t *testing.T) {
+	b := startBackend(t, "a", nil)
+	g := startGateway(t, Options{}, routeDoc("r", "  backends: [{address: "+addr(b)+"}]"))
+	c, err := net.Dial("tcp", g.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /x HTTP/1.1\r\nHost: shop\r\n\r\n")
+	c.(*net.TCPConn).CloseWrite()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "a GET /x") {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the answer: %v, want the connection closed (EOF)", err)
 	}
 }
