@@ -76,8 +76,9 @@ type evServer struct {
 	next  atomic.Uint32
 	procs int // Ps added for the loops
 
-	served atomic.Int64 // exchanges the loops completed
-	handed atomic.Int64 // connections handed to a goroutine
+	served  atomic.Int64 // exchanges the loops completed
+	handed  atomic.Int64 // connections handed to a goroutine
+	blocked atomic.Int64 // writes to clients that found the socket full
 }
 
 // procs serializes the changes of GOMAXPROCS by servers starting and
@@ -464,7 +465,14 @@ type evConn struct {
 	fresh       bool // a second connection after a reused one failed unused
 }
 
+// testSndBuf, set by a test, is the send buffer of the connections a
+// loop adopts: small, a large answer does not fit at once.
+var testSndBuf int
+
 func (l *evLoop) adopt(c *evConn, remote string) {
+	if testSndBuf > 0 {
+		syscall.SetsockoptInt(c.fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, testSndBuf)
+	}
 	c.hc.init(remote)
 	c.hc.br = bufio.NewReaderSize(&c.in, h1ReadBuf)
 	c.hc.bw = bufio.NewWriterSize(&c.out, h1WriteBuf)
@@ -927,6 +935,7 @@ func (c *evConn) finishInGoroutine(ex *exchange, r *http.Request, res *tryResult
 
 // endExchange completes the response and readies the next request.
 func (c *evConn) endExchange() {
+	c.noDeadline() // the exchange's; the next state sets its own
 	c.l.v.served.Add(1)
 	hc := c.hc
 	w := &hc.w
@@ -947,6 +956,7 @@ func (c *evConn) flush() {
 	for p := c.out.pending(); len(p) > 0; p = c.out.pending() {
 		n, e := rawWrite(c.fd, p)
 		if e == syscall.EAGAIN {
+			c.l.v.blocked.Add(1)
 			c.setEvents(c.events | syscall.EPOLLOUT)
 			return
 		}

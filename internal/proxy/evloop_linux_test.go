@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +97,61 @@ func TestClientHalfCloseGetsAnswerThenClose(t *testing.T) {
 	}
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Fatalf("after the answer: %v, want the connection closed (EOF)", err)
+	}
+}
+
+// Large answers (under the loop's 1 MiB) to a client that reads slowly,
+// three asked at once: the socket cannot take them all, so the loop keeps
+// what it does not take, sends it as the client reads, and then answers
+// the next request.
+func TestLargeAnswersSlowClient(t *testing.T) {
+	testSndBuf = 32 << 10
+	defer func() { testSndBuf = 0 }()
+	payload := strings.Repeat("0123456789abcdef", 48<<10) // 768 KiB
+	b := startBackend(t, "big", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(payload)))
+		io.WriteString(w, payload)
+	}))
+	g := startGateway(t, Options{}, routeDoc("r", "  backends: [{address: "+addr(b)+"}]"))
+	c, err := net.Dial("tcp", g.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReaderSize(c, 4<<10)
+	const n = 3
+	io.WriteString(c, strings.Repeat("GET /big HTTP/1.1\r\nHost: shop\r\n\r\n", n))
+	time.Sleep(300 * time.Millisecond) // the gateway's writes fill the socket meanwhile
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 32<<10)
+	for i := 0; i < n; i++ {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got strings.Builder
+		for {
+			k, err := resp.Body.Read(buf)
+			got.Write(buf[:k])
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		resp.Body.Close()
+		if got.String() != payload {
+			t.Fatalf("answer %d: %d bytes, want the %d sent", i, got.Len(), len(payload))
+		}
+	}
+	if !noEventLoop {
+		if served, handed := loopCounts(t, g); served < n || handed != 0 {
+			t.Fatalf("%d served by the loops, %d handed over; want %d and 0", served, handed, n)
+		}
+		if g.s.h1.ev.blocked.Load() == 0 {
+			t.Fatal("the answers went out without the socket ever being full: the test tests nothing")
+		}
 	}
 }
