@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The event loop of the plain HTTP/1.1 listener.
@@ -79,7 +81,11 @@ type evServer struct {
 	served  atomic.Int64 // exchanges the loops completed
 	handed  atomic.Int64 // connections handed to a goroutine
 	blocked atomic.Int64 // writes to clients that found the socket full
+
+	loopMetrics *loopMetrics // nil without metrics
 }
+
+type loopMetrics struct{ served, handed, blocked prometheus.Counter }
 
 // procs serializes the changes of GOMAXPROCS by servers starting and
 // stopping; procsAdded is what they added.
@@ -96,6 +102,9 @@ func newEvServer(s *h1server) *evServer {
 		return nil
 	}
 	v := &evServer{s: s, e: e}
+	if m := e.opts.Metrics; m != nil {
+		v.loopMetrics = &loopMetrics{m.loop.WithLabelValues("served"), m.loop.WithLabelValues("handoff"), m.loop.WithLabelValues("blocked")}
+	}
 	// One loop per P the rest of the program has, and as many Ps more:
 	// a loop keeps its P while it waits in epoll_wait (a raw system
 	// call: no hand-off of the P to another thread and back, which cost
@@ -937,6 +946,9 @@ func (c *evConn) finishInGoroutine(ex *exchange, r *http.Request, res *tryResult
 func (c *evConn) endExchange() {
 	c.noDeadline() // the exchange's; the next state sets its own
 	c.l.v.served.Add(1)
+	if m := c.l.v.loopMetrics; m != nil {
+		m.served.Inc()
+	}
 	hc := c.hc
 	w := &hc.w
 	c.l.v.e.releaseExchange(c.ex, w)
@@ -957,6 +969,9 @@ func (c *evConn) flush() {
 		n, e := rawWrite(c.fd, p)
 		if e == syscall.EAGAIN {
 			c.l.v.blocked.Add(1)
+			if m := c.l.v.loopMetrics; m != nil {
+				m.blocked.Inc()
+			}
 			c.setEvents(c.events | syscall.EPOLLOUT)
 			return
 		}
@@ -1019,6 +1034,9 @@ func (c *evConn) close() {
 func (c *evConn) escape(cont func(hc *h1conn) (keep, hijacked bool)) {
 	l := c.l
 	l.v.handed.Add(1)
+	if m := l.v.loopMetrics; m != nil {
+		m.handed.Inc()
+	}
 	c.noDeadline()
 	l.setItem(c.fd, nil)
 	delete(l.conns, c)

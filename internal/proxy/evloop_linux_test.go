@@ -66,8 +66,30 @@ func TestEventLoopServesAndHandsOver(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != "ok GET " {
 		t.Fatalf("chunked GET: %d %q", resp.StatusCode, body)
 	}
-	if _, handed := loopCounts(t, g); handed < 2 {
+	served, handed = loopCounts(t, g)
+	if handed < 2 {
 		t.Fatalf("a POST and a chunked answer: %d hand-overs, want 2", handed)
+	}
+	// The same counts as metrics.
+	want := map[string]float64{"served": float64(served), "handoff": float64(handed)}
+	mfs, err := g.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "cairn_proxy_event_loop_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			ev := m.GetLabel()[0].GetValue()
+			if w, ok := want[ev]; ok && m.GetCounter().GetValue() != w {
+				t.Errorf("cairn_proxy_event_loop_total{event=%q} = %v, want %v", ev, m.GetCounter().GetValue(), w)
+			}
+			delete(want, ev)
+		}
+	}
+	if len(want) > 0 {
+		t.Fatalf("cairn_proxy_event_loop_total lacks %v", want)
 	}
 }
 

@@ -170,6 +170,7 @@ type Metrics struct {
 	configRev  prometheus.Gauge
 	configs    *prometheus.CounterVec
 	noRoute    prometheus.Counter
+	loop       *prometheus.CounterVec // the event loops: exchanges, hand-overs, full sockets
 	engine     *Engine
 	mu         sync.Mutex
 	lastRoutes map[string]bool
@@ -206,9 +207,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		noRoute: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cairn_proxy_unrouted_requests_total", Help: "Requests no route matched (404).",
 		}),
+		loop: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_proxy_event_loop_total",
+			Help: "What the plain listener's event loops did: exchanges served, connections handed to a goroutine (handoff), writes that found a client's socket full (blocked).",
+		}, []string{"event"}),
 		lastRoutes: map[string]bool{},
 	}
-	reg.MustRegister(m.requests, m.duration, m.upstream, m.retries, m.ejections, m.overflows, m.configRev, m.configs, m.noRoute, upstreamCollector{m})
+	reg.MustRegister(m.requests, m.duration, m.upstream, m.retries, m.ejections, m.overflows, m.configRev, m.configs, m.noRoute, m.loop, upstreamCollector{m})
 	return m
 }
 
