@@ -132,17 +132,10 @@ type route struct {
 	rewriteHost                    string
 
 	metrics *routeMetrics
-}
 
-// plainH1 tells a route whose backends all speak plain HTTP/1.1 (no TLS,
-// no HTTP/2): the event loop's connections.
-func (rt *route) plainH1() bool {
-	for _, be := range rt.backends {
-		if be.tls || be.h2 {
-			return false
-		}
-	}
-	return true
+	// plainH1: every backend speaks plain HTTP/1.1 (no TLS, no HTTP/2),
+	// as the event loops' own connections do.
+	plainH1 bool
 }
 
 // backend is one entry of a route's backends: a weighted set of instances
@@ -323,6 +316,10 @@ func (e *Engine) build(s *Snapshot) (*state, map[string]bool, error) {
 			}
 			r.backends = append(r.backends, be)
 			r.total += be.weight
+		}
+		r.plainH1 = true
+		for _, be := range r.backends {
+			r.plainH1 = r.plainH1 && !be.tls && !be.h2
 		}
 		if e.opts.Metrics != nil {
 			r.metrics = e.opts.Metrics.forRoute(name, r.backends)

@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -78,14 +77,11 @@ type evServer struct {
 	next  atomic.Uint32
 	procs int // Ps added for the loops
 
-	served  atomic.Int64 // exchanges the loops completed
-	handed  atomic.Int64 // connections handed to a goroutine
-	blocked atomic.Int64 // writes to clients that found the socket full
-
-	loopMetrics *loopMetrics // nil without metrics
+	// What the loops did (cairn_proxy_event_loop_total, or counters of
+	// their own without metrics): exchanges served, connections handed to
+	// a goroutine, writes to clients that found the socket full.
+	served, handed, blocked prometheus.Counter
 }
-
-type loopMetrics struct{ served, handed, blocked prometheus.Counter }
 
 // procs serializes the changes of GOMAXPROCS by servers starting and
 // stopping; procsAdded is what they added.
@@ -103,7 +99,10 @@ func newEvServer(s *h1server) *evServer {
 	}
 	v := &evServer{s: s, e: e}
 	if m := e.opts.Metrics; m != nil {
-		v.loopMetrics = &loopMetrics{m.loop.WithLabelValues("served"), m.loop.WithLabelValues("handoff"), m.loop.WithLabelValues("blocked")}
+		v.served, v.handed, v.blocked = m.loop.WithLabelValues("served"), m.loop.WithLabelValues("handoff"), m.loop.WithLabelValues("blocked")
+	} else {
+		v.served, v.handed, v.blocked = prometheus.NewCounter(prometheus.CounterOpts{Name: "served"}),
+			prometheus.NewCounter(prometheus.CounterOpts{Name: "handoff"}), prometheus.NewCounter(prometheus.CounterOpts{Name: "blocked"})
 	}
 	// One loop per P the rest of the program has, and as many Ps more:
 	// a loop keeps its P while it waits in epoll_wait (a raw system
@@ -147,7 +146,7 @@ func (v *evServer) take(hc *h1conn) bool {
 	remote := hc.c.RemoteAddr().String()
 	_ = hc.c.Close() // the runtime's poller lets go of it; the loop holds the duplicate
 	l := v.loops[int(v.next.Add(1))%len(v.loops)]
-	c := &evConn{l: l, fd: nfd, hc: hc, first: true}
+	c := &evConn{evFD: evFD{l: l, fd: nfd}, hc: hc, first: true}
 	hc.ev.Store(&loopRef{c})
 	l.post(func() { l.adopt(c, remote) })
 	return true
@@ -199,7 +198,6 @@ type evLoop struct {
 	items   []evItem // by descriptor
 	conns   map[*evConn]struct{}
 	pools   map[*upstream][]*evUp
-	addrs   map[*upstream]syscall.Sockaddr
 	timers  timerHeap
 	evs     []syscall.EpollEvent
 	now     time.Time
@@ -220,7 +218,7 @@ func newEvLoop(v *evServer) (*evLoop, error) {
 		return nil, e
 	}
 	l := &evLoop{v: v, ep: ep, wake: int(wfd), conns: map[*evConn]struct{}{},
-		pools: map[*upstream][]*evUp{}, addrs: map[*upstream]syscall.Sockaddr{}, evs: make([]syscall.EpollEvent, 128)}
+		pools: map[*upstream][]*evUp{}, evs: make([]syscall.EpollEvent, 128)}
 	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, l.wake, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.wake)}); err != nil {
 		syscall.Close(ep)
 		syscall.Close(l.wake)
@@ -410,25 +408,90 @@ func (l *evLoop) stopTimer(t *evTimer) {
 	t.idx = -1
 }
 
-// Raw reads and writes of non-blocking sockets.
-
-func rawRead(fd int, p []byte) (int, syscall.Errno) {
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-		if e == syscall.EINTR {
-			continue
+// fill reads what fd has into f, through scratch, while f holds less than
+// max. Edge-triggered: until a read comes back short (anything arriving
+// later is a new edge; after a hang-up, until the end, which has no edge
+// of its own). It returns the bytes read, whether the peer closed (err:
+// with an error, a reset) and whether f filled up before the socket was
+// drained.
+func (f *feed) fill(fd int, scratch []byte, max int, hup bool) (got int, closed bool, err syscall.Errno, full bool) {
+	for f.pending() < max {
+		n, e := rawRead(fd, scratch)
+		if e == syscall.EAGAIN {
+			return got, false, 0, false
 		}
-		return int(n), e
+		if e != 0 || n == 0 {
+			return got, true, e, false
+		}
+		copy(f.space(n), scratch[:n])
+		f.added(n)
+		got += n
+		if n < len(scratch) && !hup {
+			return got, false, 0, false
+		}
 	}
+	return got, false, 0, true
 }
 
-func rawWrite(fd int, p []byte) (int, syscall.Errno) {
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-		if e == syscall.EINTR {
-			continue
+// drain writes what s holds to fd: blocked when the socket is full first.
+func (s *sink) drain(fd int) (blocked bool, err syscall.Errno) {
+	for p := s.pending(); len(p) > 0; p = s.pending() {
+		n, e := rawWrite(fd, p)
+		if e == syscall.EAGAIN {
+			return true, 0
 		}
-		return int(n), e
+		if e != 0 {
+			return false, e
+		}
+		s.sent(n)
+	}
+	return false, 0
+}
+
+// headReady pulls what arrived into br and reports whether it holds a
+// whole head (readHead or readRequest can run) or more than max bytes
+// without one (they report the error).
+func headReady(br *bufio.Reader, f *feed, skip1xx bool, max int) bool {
+	br.Peek(min(br.Buffered()+f.pending(), br.Size()))
+	head := peekBuffered(br, br.Buffered())
+	if f.pending() > 0 {
+		head = append(append([]byte(nil), head...), f.unread()...)
+	}
+	return headEnd(head, skip1xx) || len(head) >= max
+}
+
+// handOver turns a descriptor the loop owns into a net.Conn for the
+// goroutine path, with f and s (what was read and not consumed, what is
+// to be sent) going on through it.
+func handOver(fd int, f *feed, s *sink) (net.Conn, error) {
+	nc, err := fdConn(fd)
+	if err != nil {
+		return nil, err
+	}
+	r, w := newSockIO(nc)
+	f.conn, s.conn = r, w
+	return nc, nil
+}
+
+// evFD is what the loop keeps of a descriptor it watches.
+type evFD struct {
+	l      *evLoop
+	fd     int
+	events uint32 // registered with epoll
+	closed bool   // closed, or handed over: no longer the loop's
+}
+
+// unwatch takes the descriptor out of the loop, for a hand-over.
+func (f *evFD) unwatch() {
+	f.l.setItem(f.fd, nil)
+	f.l.ctl(syscall.EPOLL_CTL_DEL, f.fd, 0)
+	f.closed = true
+}
+
+func (f *evFD) setEvents(ev uint32) {
+	if ev != f.events && !f.closed {
+		f.events = ev
+		f.l.ctl(syscall.EPOLL_CTL_MOD, f.fd, ev)
 	}
 }
 
@@ -446,8 +509,7 @@ const (
 )
 
 type evConn struct {
-	l        *evLoop
-	fd       int
+	evFD
 	hc       *h1conn
 	in       feed
 	out      sink
@@ -456,12 +518,10 @@ type evConn struct {
 	timer    evTimer
 	deadline time.Time // of the state; zero: none
 
-	events  uint32 // registered with epoll
-	inEOF   bool   // the client closed its side
-	hup     bool   // the last event said the client hung up
-	stalled bool   // reading stopped with the feed full
-	closeAt bool   // close once the output is sent
-	closed  bool
+	inEOF   bool // the client closed its side
+	hup     bool // the last event said the client hung up
+	stalled bool // reading stopped with the feed full
+	closeAt bool // close once the output is sent
 
 	// The exchange in flight.
 	ex          *exchange
@@ -495,13 +555,6 @@ func (l *evLoop) adopt(c *evConn, remote string) {
 	c.at(l.now.Add(h1HeadTimeout))
 }
 
-func (c *evConn) setEvents(ev uint32) {
-	if ev != c.events {
-		c.events = ev
-		c.l.ctl(syscall.EPOLL_CTL_MOD, c.fd, ev)
-	}
-}
-
 func (c *evConn) event(ev uint32) {
 	defer c.recover()
 	if ev&syscall.EPOLLOUT != 0 {
@@ -520,9 +573,7 @@ func (c *evConn) event(ev uint32) {
 // net/http does; the loop and its other connections go on.
 func (c *evConn) recover() {
 	if p := recover(); p != nil {
-		if p != http.ErrAbortHandler {
-			slog.Error("proxy: handler panic", "panic", p, "stack", string(debug.Stack()))
-		}
+		logPanic(p)
 		if c.up != nil {
 			c.up.close()
 			c.up = nil
@@ -531,30 +582,17 @@ func (c *evConn) recover() {
 	}
 }
 
-// readable reads what arrived. Edge-triggered: until a read comes back
-// short (anything arriving later is a new edge; after a hang-up, until
-// the end, which has no edge of its own), or the feed is full (stalled:
-// progress reads on once it is consumed).
+// readable reads what arrived (through the loop's buffer: an idle
+// connection keeps none of read size); with the feed full, reading stops
+// (stalled) until progress has consumed it.
 func (c *evConn) readable() {
-	// Into the loop's buffer, then the feed: an idle connection keeps no
-	// buffer of read size.
-	b := c.l.scratch
-	for c.in.pending() < loopFeedMax {
-		n, e := rawRead(c.fd, b)
-		if e == syscall.EAGAIN {
-			return
-		}
-		if e != 0 || n == 0 {
-			c.peerClosed(e != 0)
-			return
-		}
-		copy(c.in.space(n), b[:n])
-		c.in.added(n)
-		if n < len(b) && !c.hup {
-			return
-		}
+	_, closed, err, full := c.in.fill(c.fd, c.l.scratch, loopFeedMax, c.hup)
+	switch {
+	case closed:
+		c.peerClosed(err != 0)
+	case full:
+		c.stalled = true
 	}
-	c.stalled = true
 }
 
 // peerClosed: the client closed (reset: with an error).
@@ -703,12 +741,7 @@ func (c *evConn) nextRequest() bool {
 	}
 	// The head, whole, into the reader's buffer (where readRequest reads
 	// it from).
-	hc.br.Peek(min(avail, hc.br.Size()))
-	head := peekBuffered(hc.br, hc.br.Buffered())
-	if c.in.pending() > 0 {
-		head = append(append([]byte(nil), head...), c.in.unread()...)
-	}
-	if !headEnd(head, false) && len(head) < h1MaxHead {
+	if !headReady(hc.br, &c.in, false, h1MaxHead) {
 		if c.inEOF {
 			c.close()
 			return false
@@ -737,7 +770,7 @@ func (c *evConn) nextRequest() bool {
 		c.escape(func(hc *h1conn) (bool, bool) { return hc.serveParsed(r) })
 		return false
 	}
-	if rt = e.route(r); rt != nil && !rt.plainH1() {
+	if rt = e.route(r); rt != nil && !rt.plainH1 {
 		c.escape(func(hc *h1conn) (bool, bool) { return hc.serveParsed(r) })
 		return false
 	}
@@ -835,14 +868,7 @@ func (c *evConn) upstreamProgress() {
 	switch c.state {
 	case stWaitHead:
 		up := c.up
-		br := up.uc.br
-		avail := br.Buffered() + up.in.pending()
-		br.Peek(min(avail, br.Size()))
-		head := peekBuffered(br, br.Buffered())
-		if up.in.pending() > 0 {
-			head = append(append([]byte(nil), head...), up.in.unread()...)
-		}
-		if !headEnd(head, true) && len(head) < maxHeadBytes {
+		if !headReady(up.uc.br, &up.in, true, maxHeadBytes) {
 			if up.eof {
 				c.upFailed(errors.New("connection closed before the response head"))
 			}
@@ -945,10 +971,7 @@ func (c *evConn) finishInGoroutine(ex *exchange, r *http.Request, res *tryResult
 // endExchange completes the response and readies the next request.
 func (c *evConn) endExchange() {
 	c.noDeadline() // the exchange's; the next state sets its own
-	c.l.v.served.Add(1)
-	if m := c.l.v.loopMetrics; m != nil {
-		m.served.Inc()
-	}
+	c.l.v.served.Inc()
 	hc := c.hc
 	w := &hc.w
 	c.l.v.e.releaseExchange(c.ex, w)
@@ -965,21 +988,15 @@ func (c *evConn) endExchange() {
 // flush sends what the sink holds; once it is sent, a connection to close
 // is closed.
 func (c *evConn) flush() {
-	for p := c.out.pending(); len(p) > 0; p = c.out.pending() {
-		n, e := rawWrite(c.fd, p)
-		if e == syscall.EAGAIN {
-			c.l.v.blocked.Add(1)
-			if m := c.l.v.loopMetrics; m != nil {
-				m.blocked.Inc()
-			}
-			c.setEvents(c.events | syscall.EPOLLOUT)
-			return
-		}
-		if e != 0 {
-			c.close()
-			return
-		}
-		c.out.sent(n)
+	blocked, err := c.out.drain(c.fd)
+	switch {
+	case err != 0:
+		c.close()
+		return
+	case blocked:
+		c.l.v.blocked.Inc()
+		c.setEvents(c.events | syscall.EPOLLOUT)
+		return
 	}
 	c.setEvents(c.events &^ syscall.EPOLLOUT)
 	if c.closeAt && c.state == stIdle {
@@ -1033,17 +1050,12 @@ func (c *evConn) close() {
 // goroutine server does.
 func (c *evConn) escape(cont func(hc *h1conn) (keep, hijacked bool)) {
 	l := c.l
-	l.v.handed.Add(1)
-	if m := l.v.loopMetrics; m != nil {
-		m.handed.Inc()
-	}
+	l.v.handed.Inc()
 	c.noDeadline()
-	l.setItem(c.fd, nil)
 	delete(l.conns, c)
-	l.ctl(syscall.EPOLL_CTL_DEL, c.fd, 0)
-	c.closed = true // to the loop
+	c.unwatch()
 	hc := c.hc
-	nc, err := fdConn(c.fd)
+	nc, err := handOver(c.fd, &c.in, &c.out)
 	var ups []*evUp
 	if c.up != nil {
 		ups = append(ups, c.up)
@@ -1063,21 +1075,14 @@ func (c *evConn) escape(cont func(hc *h1conn) (keep, hijacked bool)) {
 		hc.srv.forget(hc)
 		return
 	}
-	r, w := newSockIO(nc)
-	c.in.conn, c.out.conn = r, w
 	hc.srv.mu.Lock() // drain reads hc.c and hc.ev under it
-	hc.c = nc
-	if sc, ok := nc.(*net.TCPConn); ok {
-		hc.rc, _ = sc.SyscallConn()
-	}
+	hc.c, hc.rc = nc, syscallConn(nc)
 	hc.ev.Store(nil)
 	hc.srv.mu.Unlock()
 	go func() {
 		defer func() {
 			if p := recover(); p != nil {
-				if p != http.ErrAbortHandler {
-					slog.Error("proxy: handler panic", "panic", p, "stack", string(debug.Stack()))
-				}
+				logPanic(p)
 				hc.c.Close()
 				hc.cancel()
 				hc.srv.forget(hc)
@@ -1109,8 +1114,7 @@ func (c *evConn) closeIdle() {
 // Backend connections.
 
 type evUp struct {
-	l          *evLoop
-	fd         int
+	evFD
 	u          *upstream
 	uc         *upConn
 	in         feed
@@ -1120,8 +1124,6 @@ type evUp struct {
 	eof        bool
 	got        int // bytes received for the exchange in flight
 	idleAt     time.Time
-	events     uint32
-	closed     bool
 }
 
 // errNeedGoroutine: the loop cannot make this try itself.
@@ -1143,11 +1145,7 @@ func (l *evLoop) getUp(u *upstream) (up *evUp, reused bool, err error) {
 		up.close()
 	}
 	l.pools[u] = pool
-	sa, ok := l.addrs[u]
-	if !ok {
-		sa = sockaddrOf(u.addr)
-		l.addrs[u] = sa
-	}
+	sa := sockaddrOf(u.ip)
 	if sa == nil {
 		return nil, false, errNeedGoroutine
 	}
@@ -1166,7 +1164,7 @@ func (l *evLoop) getUp(u *upstream) (up *evUp, reused bool, err error) {
 	}
 	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1)
-	up = &evUp{l: l, fd: fd, u: u}
+	up = &evUp{evFD: evFD{l: l, fd: fd}, u: u}
 	up.uc = &upConn{up: u, ev: up, br: bufio.NewReaderSize(&up.in, 16<<10), bw: bufio.NewWriterSize(&up.out, 8<<10)}
 	switch err := syscall.Connect(fd, sa); err {
 	case nil:
@@ -1186,11 +1184,11 @@ func (l *evLoop) getUp(u *upstream) (up *evUp, reused bool, err error) {
 	return up, false, nil
 }
 
-// sockaddrOf returns the socket address of an "ip:port", or nil (a name:
-// connections to it are made by the goroutine path, which resolves it).
-func sockaddrOf(addr string) syscall.Sockaddr {
-	ap, err := netip.ParseAddrPort(addr)
-	if err != nil {
+// sockaddrOf returns the socket address of an upstream's IP address, or
+// nil (a name: connections to it are made by the goroutine path, which
+// resolves it).
+func sockaddrOf(ap netip.AddrPort) syscall.Sockaddr {
+	if !ap.IsValid() {
 		return nil
 	}
 	ip := ap.Addr()
@@ -1201,13 +1199,6 @@ func sockaddrOf(addr string) syscall.Sockaddr {
 		return nil
 	}
 	return &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: ip.As16()}
-}
-
-func (up *evUp) setEvents(ev uint32) {
-	if ev != up.events && !up.closed {
-		up.events = ev
-		up.l.ctl(syscall.EPOLL_CTL_MOD, up.fd, ev)
-	}
 }
 
 func (up *evUp) event(ev uint32) {
@@ -1263,41 +1254,25 @@ func (up *evUp) event(ev uint32) {
 func (up *evUp) readable(hup bool) {
 	// Up to a whole small body: a larger one streams from a goroutine,
 	// which reads the rest off the socket.
-	b := up.l.scratch
-	for up.in.pending() <= loopBodyMax {
-		n, e := rawRead(up.fd, b)
-		if e == syscall.EAGAIN {
-			return
-		}
-		if e != 0 || n == 0 {
-			up.eof = true
-			return
-		}
-		copy(up.in.space(n), b[:n])
-		up.in.added(n)
-		up.got += n
-		if n < len(b) && !hup {
-			return
-		}
+	got, closed, _, _ := up.in.fill(up.fd, up.l.scratch, loopBodyMax+1, hup)
+	up.got += got
+	if closed {
+		up.eof = true
 	}
 }
 
 // flush writes what the request sink holds.
 func (up *evUp) flush() {
-	for p := up.out.pending(); len(p) > 0; p = up.out.pending() {
-		n, e := rawWrite(up.fd, p)
-		if e == syscall.EAGAIN {
-			up.setEvents(up.events | syscall.EPOLLOUT)
-			return
-		}
-		if e != 0 {
-			up.eof = true
-			up.out.buf, up.out.off = up.out.buf[:0], 0
-			return
-		}
-		up.out.sent(n)
+	blocked, err := up.out.drain(up.fd)
+	switch {
+	case err != 0:
+		up.eof = true // the head read that follows fails
+		up.out.buf, up.out.off = up.out.buf[:0], 0
+	case blocked:
+		up.setEvents(up.events | syscall.EPOLLOUT)
+	default:
+		up.setEvents(up.events &^ syscall.EPOLLOUT)
 	}
-	up.setEvents(up.events &^ syscall.EPOLLOUT)
 }
 
 // release takes the connection back after an exchange (upConn.ev).
@@ -1335,22 +1310,16 @@ func (up *evUp) close() {
 // goroutine turns the connection into a net.Conn for the goroutine path,
 // keeping what was read and not yet consumed.
 func (up *evUp) goroutine() {
-	up.l.setItem(up.fd, nil)
-	up.l.ctl(syscall.EPOLL_CTL_DEL, up.fd, 0)
-	nc, err := fdConn(up.fd)
-	up.closed = true // to the loop
-	uc := up.uc
-	uc.ev = nil
+	up.unwatch()
+	nc, err := handOver(up.fd, &up.in, &up.out)
 	if err != nil {
 		// The exchange fails on the connection's reads and writes.
 		nc = failedConn{err}
+		up.in.conn, up.out.conn = nc, nc
 	}
-	uc.c = nc
-	if sc, ok := nc.(*net.TCPConn); ok {
-		uc.rc, _ = sc.SyscallConn()
-	}
-	r, w := newSockIO(nc)
-	up.in.conn, up.out.conn = r, w
+	uc := up.uc
+	uc.ev = nil
+	uc.c, uc.rc = nc, syscallConn(nc)
 }
 
 // failedConn is a connection that could not be handed over.

@@ -309,9 +309,7 @@ func (hc *h1conn) serve() {
 // init sets up the per-connection state requests reuse.
 func (hc *h1conn) init(remote string) {
 	hc.ctx, hc.cancel = context.WithCancel(hc.srv.ctx)
-	if sc, ok := hc.c.(*net.TCPConn); ok {
-		hc.rc, _ = sc.SyscallConn()
-	}
+	hc.rc = syscallConn(hc.c)
 	hc.remote = remote
 	hc.tmpl = *(&http.Request{RemoteAddr: hc.remote}).WithContext(hc.ctx)
 	hc.hdr = make(http.Header, 16)
@@ -428,6 +426,24 @@ func (hc *h1conn) afterCall(w *h1writer) (keep bool) {
 	return keep
 }
 
+// logPanic logs a handler's panic, as net/http does (not an
+// http.ErrAbortHandler, which only ends the connection).
+func logPanic(p any) {
+	if p != http.ErrAbortHandler {
+		slog.Error("proxy: handler panic", "panic", p, "stack", string(debug.Stack()))
+	}
+}
+
+// syscallConn returns c's RawConn, or nil for a connection without one.
+func syscallConn(c net.Conn) syscall.RawConn {
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			return rc
+		}
+	}
+	return nil
+}
+
 func peekBuffered(br *bufio.Reader, n int) []byte {
 	b, _ := br.Peek(n)
 	return b
@@ -439,9 +455,7 @@ func (hc *h1conn) call(w *h1writer, r *http.Request) (ok bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			ok = false
-			if p != http.ErrAbortHandler {
-				slog.Error("proxy: handler panic", "panic", p, "stack", string(debug.Stack()))
-			}
+			logPanic(p)
 			if !w.headSent && !w.hijacked {
 				hc.writeError(http.StatusInternalServerError, "internal error")
 			}

@@ -61,23 +61,19 @@ func (s *sockIO) Read(p []byte) (int, error) {
 }
 
 func (s *sockIO) read(fd uintptr) bool {
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(s.p))), uintptr(len(s.p)))
-		switch e {
-		case 0:
-			s.n = int(n)
-			if n == 0 {
-				s.err = io.EOF
-			}
-			return true
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			s.err = os.NewSyscallError("read", e)
-			return true
+	n, e := rawRead(int(fd), s.p)
+	switch e {
+	case 0:
+		s.n = n
+		if n == 0 {
+			s.err = io.EOF
 		}
+	case syscall.EAGAIN:
+		return false
+	default:
+		s.err = os.NewSyscallError("read", e)
 	}
+	return true
 }
 
 func (s *sockIO) Write(p []byte) (int, error) {
@@ -101,12 +97,10 @@ func (s *sockIO) Write(p []byte) (int, error) {
 // buffer is full.
 func (s *sockIO) write(fd uintptr) bool {
 	for s.n < len(s.p) {
-		rest := s.p[s.n:]
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(rest))), uintptr(len(rest)))
+		n, e := rawWrite(int(fd), s.p[s.n:])
 		switch e {
 		case 0:
-			s.n += int(n)
-		case syscall.EINTR:
+			s.n += n
 		case syscall.EAGAIN:
 			return false
 		default:
@@ -115,4 +109,23 @@ func (s *sockIO) write(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// rawRead and rawWrite read and write a non-blocking socket with raw
+// system calls (see sockIO), retrying on EINTR.
+func rawRead(fd int, p []byte) (int, syscall.Errno) {
+	return rawIO(syscall.SYS_READ, fd, p)
+}
+
+func rawWrite(fd int, p []byte) (int, syscall.Errno) {
+	return rawIO(syscall.SYS_WRITE, fd, p)
+}
+
+func rawIO(trap uintptr, fd int, p []byte) (int, syscall.Errno) {
+	for {
+		n, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+		if e != syscall.EINTR {
+			return int(n), e
+		}
+	}
 }

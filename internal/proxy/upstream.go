@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 type upstream struct {
 	key  string // addr, plus "|tls" and "|h2" when those are on
 	addr string
+	ip   netip.AddrPort // addr when it is an IP address and port; else zero
 	tls  bool
 	h2   bool
 	ep   *balancer.Endpoint
@@ -60,6 +62,7 @@ const (
 
 func newUpstream(key, addr string, useTLS, h2 bool, zone string, weight int) *upstream {
 	u := &upstream{key: key, addr: addr, tls: useTLS, h2: h2, avail: make(chan struct{}, 1)}
+	u.ip, _ = netip.ParseAddrPort(addr)
 	u.ep = balancer.NewEndpoint(addr, weight, zone)
 	u.ep.Owner = u
 	u.maxConns.Store(1024)
@@ -224,9 +227,7 @@ func (u *upstream) connect(deadline time.Time) (*upConn, error) {
 	}
 	r, w := newSockIO(c)
 	uc := &upConn{up: u, c: c, br: bufio.NewReaderSize(r, 16<<10), bw: bufio.NewWriterSize(w, 8<<10)}
-	if sc, ok := c.(syscall.Conn); ok {
-		uc.rc, _ = sc.SyscallConn()
-	}
+	uc.rc = syscallConn(c)
 	return uc, nil
 }
 

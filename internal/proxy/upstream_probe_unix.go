@@ -4,19 +4,39 @@ package proxy
 
 import "syscall"
 
+// peekState is what a non-blocking peek at a socket finds.
+type peekState int
+
+const (
+	peekEmpty peekState = iota // nothing to read yet
+	peekData                   // bytes
+	peekGone                   // the peer's FIN or a reset
+)
+
+// peek looks at a socket without consuming anything.
+func peek(fd uintptr) peekState {
+	var b [1]byte
+	for {
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case err == syscall.EINTR:
+		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+			return peekEmpty
+		case err != nil || n == 0:
+			return peekGone
+		default:
+			return peekData
+		}
+	}
+}
+
 // peerClosed reports whether the backend closed an idle connection (its
 // FIN or a reset is waiting to be read) or sent bytes nobody asked for:
 // one non-blocking peek, no wait.
 func peerClosed(rc syscall.RawConn) bool {
 	closed := false
 	err := rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		switch {
-		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
-		case err != nil, n >= 0: // a reset; EOF (0) or unexpected bytes
-			closed = true
-		}
+		closed = peek(fd) != peekEmpty
 		return true
 	})
 	return closed || err != nil
@@ -29,19 +49,9 @@ func peerClosed(rc syscall.RawConn) bool {
 func waitPeerGone(rc syscall.RawConn) bool {
 	gone := false
 	_ = rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		for {
-			n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
-				return false
-			case err != nil || n == 0:
-				gone = true
-			}
-			return true
-		}
+		st := peek(fd)
+		gone = st == peekGone
+		return st != peekEmpty
 	})
 	return gone
 }

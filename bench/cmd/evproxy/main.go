@@ -250,9 +250,29 @@ func (l *loop) fail(c *conn, why string) {
 var hopHeaders = []string{"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
 	"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id", "host"}
 
+// is reports whether a header name is h (lower case), in any case.
+func is(name []byte, h string) bool {
+	return len(name) == len(h) && bytes.EqualFold(name, []byte(h))
+}
+
+// nextField splits the first "Name: value\r\n" line off a head's header
+// lines: the line without CRLF, its name, its trimmed value, the rest.
+func nextField(lines []byte) (line, name, value, rest []byte, ok bool) {
+	i := bytes.IndexByte(lines, '\n')
+	if i < 1 {
+		return nil, nil, nil, nil, false
+	}
+	line, rest = lines[:i-1], lines[i+1:]
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return nil, nil, nil, nil, false
+	}
+	return line, line[:colon], bytes.TrimSpace(line[colon+1:]), rest, true
+}
+
 func isHopLine(name []byte) bool {
 	for _, h := range hopHeaders {
-		if len(name) == len(h) && bytes.EqualFold(name, []byte(h)) {
+		if is(name, h) {
 			return true
 		}
 	}
@@ -284,23 +304,19 @@ func (l *loop) request(c *conn) {
 	out = append(out, "\r\n"...)
 	host := ""
 	for rest := head[lineEnd+1:]; len(rest) > 0; {
-		i := bytes.IndexByte(rest, '\n')
-		line := rest[:i-1]
-		rest = rest[i+1:]
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
+		line, name, value, more, ok := nextField(rest)
+		if !ok {
 			l.fail(c, "malformed header line")
 			return
 		}
-		name := line[:colon]
+		rest = more
 		switch {
-		case len(name) == 4 && bytes.EqualFold(name, []byte("host")):
-			host = string(bytes.TrimSpace(line[colon+1:]))
-		case len(name) == len("content-length") && bytes.EqualFold(name, []byte("content-length")),
-			len(name) == len("transfer-encoding") && bytes.EqualFold(name, []byte("transfer-encoding")):
+		case is(name, "host"):
+			host = string(value)
+		case is(name, "content-length"), is(name, "transfer-encoding"):
 			l.fail(c, "request bodies are not supported")
 			return
-		case len(name) == len("connection") && bytes.EqualFold(name, []byte("connection")):
+		case is(name, "connection"):
 			if bytes.Contains(bytes.ToLower(line), []byte("close")) {
 				c.keep = false
 			}
@@ -385,17 +401,14 @@ func (l *loop) upstreamData(u *conn) {
 		out := append(l.out[:0], head[:lineEnd+1]...)
 		length := int64(-1)
 		for rest := head[lineEnd+1:]; len(rest) > 0; {
-			i := bytes.IndexByte(rest, '\n')
-			line := rest[:i-1]
-			rest = rest[i+1:]
-			colon := bytes.IndexByte(line, ':')
-			if colon <= 0 {
+			line, name, value, more, ok := nextField(rest)
+			if !ok {
 				l.fail(u, "malformed upstream header line")
 				return
 			}
-			name := line[:colon]
-			if len(name) == len("content-length") && bytes.EqualFold(name, []byte("content-length")) {
-				v, err := strconv.ParseInt(string(bytes.TrimSpace(line[colon+1:])), 10, 64)
+			rest = more
+			if is(name, "content-length") {
+				v, err := strconv.ParseInt(string(value), 10, 64)
 				if err != nil {
 					l.fail(u, "bad upstream Content-Length")
 					return
