@@ -27,6 +27,13 @@ if ((${#need_apt[@]})); then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+# etcd, kube-apiserver and helm for internal/kube's tests: built once and
+# cached outside the repository (about 6 minutes the first time).
+log "Kubernetes components (scripts/kube-assets.sh)"
+CAIRN_KUBE_ASSETS=$(bash scripts/kube-assets.sh)
+export CAIRN_KUBE_ASSETS
+echo "in $CAIRN_KUBE_ASSETS"
+
 log "npm ci (internal/eureka/testdata/jsclient)"
 (cd internal/eureka/testdata/jsclient && npm ci --no-audit --no-fund --loglevel=error)
 

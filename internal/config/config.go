@@ -68,8 +68,12 @@ type Document struct {
 // Metadata names a document. Revisions are set by the registry and ignored
 // on input.
 type Metadata struct {
-	Name           string `json:"name"`
-	Namespace      string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+	// Labels mark documents for selection, as Kubernetes labels do. Cairn's
+	// Kubernetes controller labels the routes it makes from Ingresses and
+	// HTTPRoutes (LabelManagedBy) and never touches a document without it.
+	Labels         map[string]string `json:"labels,omitempty"`
 	CreateRevision int64  `json:"createRevision,omitempty"`
 	ModifyRevision int64  `json:"modifyRevision,omitempty"`
 }
@@ -232,6 +236,12 @@ func (d *Document) Normalize() *FieldError {
 	if fe := validName("metadata.namespace", d.Metadata.Namespace); fe != nil {
 		return fe
 	}
+	if fe := validLabels("metadata.labels", d.Metadata.Labels); fe != nil {
+		return fe
+	}
+	if len(d.Metadata.Labels) == 0 {
+		d.Metadata.Labels = nil
+	}
 	d.Metadata.CreateRevision, d.Metadata.ModifyRevision = 0, 0
 	if len(bytes.TrimSpace(d.Spec)) == 0 || string(bytes.TrimSpace(d.Spec)) == "null" {
 		return fieldErr("spec", "is required")
@@ -251,6 +261,49 @@ func (d *Document) Normalize() *FieldError {
 	}
 	d.Spec = b
 	return nil
+}
+
+// Limits of labels.
+const (
+	MaxLabels          = 32
+	MaxLabelKeyBytes   = 253
+	MaxLabelValueBytes = 253
+)
+
+// LabelManagedBy names what manages a document; ManagedByKubernetes is the
+// value of documents made by the Kubernetes controller.
+const (
+	LabelManagedBy      = "app.kubernetes.io/managed-by"
+	ManagedByKubernetes = "cairn-kubernetes"
+)
+
+// validLabels checks label keys and values: printable, no spaces, bounded.
+func validLabels(field string, m map[string]string) *FieldError {
+	if len(m) > MaxLabels {
+		return fieldErr(field, "must have at most %d entries", MaxLabels)
+	}
+	for k, v := range m {
+		switch {
+		case k == "" || len(k) > MaxLabelKeyBytes:
+			return fieldErr(field, "keys must be 1 to %d characters", MaxLabelKeyBytes)
+		case !printableWord(k):
+			return fieldErr(field, "key %q must be printable ASCII without spaces", k)
+		case len(v) > MaxLabelValueBytes:
+			return fieldErr(field+"."+k, "must be at most %d characters", MaxLabelValueBytes)
+		case !printableWord(v):
+			return fieldErr(field+"."+k, "%q must be printable ASCII without spaces", v)
+		}
+	}
+	return nil
+}
+
+func printableWord(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // checkKind returns the canonical spelling of a kind, or an error naming

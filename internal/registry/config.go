@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -76,7 +77,7 @@ func (r *Registry) ApplyConfig(ctx context.Context, puts []config.Document, dele
 		old := r.configs[k]
 		a := ApplyAction{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name, Document: old}
 		switch {
-		case old != nil && old.APIVersion == d.APIVersion && bytes.Equal(old.Spec, d.Spec):
+		case old != nil && old.APIVersion == d.APIVersion && bytes.Equal(old.Spec, d.Spec) && maps.Equal(old.Metadata.Labels, d.Metadata.Labels):
 			a.Action = ActionUnchanged
 		case old != nil:
 			a.Action = ActionConfigured
