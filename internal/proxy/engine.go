@@ -71,6 +71,11 @@ type Options struct {
 	// Static: backends may only be addresses (a gateway running from a
 	// file with no registry to follow).
 	Static bool
+	// MapAddress, when set, gives the address to connect to for a
+	// backend's host:port. Tests use it to reach local listeners for
+	// addresses only a cluster network has (EndpointSlices refuse
+	// loopback addresses).
+	MapAddress func(addr string) string
 }
 
 // Updater takes new configs; Engine is one.
@@ -282,7 +287,11 @@ func (e *Engine) build(s *Snapshot) (*state, map[string]bool, error) {
 				}
 				u := e.upstreams[key]
 				if u == nil {
-					u = newUpstream(key, t.addr, b.TLS, b.HTTP2, t.zone, t.weight)
+					addr := t.addr
+					if e.opts.MapAddress != nil {
+						addr = e.opts.MapAddress(addr)
+					}
+					u = newUpstream(key, addr, b.TLS, b.HTTP2, t.zone, t.weight)
 					e.upstreams[key] = u
 				} else {
 					u.unretire()
