@@ -44,6 +44,8 @@ type serverConfig struct {
 	dnsCache     int
 
 	gw gatewayFlags
+
+	kube kubeFlags
 }
 
 // forwardFlags collects --dns-forward SUFFIX=ADDR[,ADDR...] flags.
@@ -105,6 +107,7 @@ func serverFlags(name string, stderr io.Writer, dev bool) (*flag.FlagSet, *serve
 		defGateway = "127.0.0.1:8080"
 	}
 	c.gw.register(fs, "gateway-", defGateway, "-")
+	c.kube.register(fs)
 	return fs, c
 }
 
@@ -133,6 +136,9 @@ func (c *serverConfig) validate() error {
 	}
 	if fe := registry.ValidateName("--eureka-namespace", c.eurekaNamespace); fe != nil {
 		return fe
+	}
+	if err := c.kube.validate(); err != nil {
+		return err
 	}
 	if c.reg.RestoreGrace == 0 {
 		c.reg.RestoreGrace = time.Nanosecond // 0 means "default" to the registry; the flag means none
@@ -249,7 +255,7 @@ func serve(ctx context.Context, name string, args []string, stdout, stderr io.Wr
 		}
 	}
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	if dnsSrv != nil {
 		dnsReady := make(chan net.Addr, 1)
 		go func() {
@@ -276,6 +282,13 @@ func serve(ctx context.Context, name string, args []string, stdout, stderr io.Wr
 				errc <- fmt.Errorf("gateway: %w", err)
 			}
 		}()
+	}
+	if c.kube.enabled {
+		kc, err := c.kube.start(ctx, reg, pr, logger, errc)
+		if err != nil {
+			return fmt.Errorf("--kubernetes: %w", err)
+		}
+		fmt.Fprintf(stdout, "cairn %s: following Kubernetes at %s (%s)\n", name, kc.Host, c.kube.describe())
 	}
 	go func() { errc <- srv.Serve(ln) }()
 	select {
