@@ -9,6 +9,9 @@
 #   bench/run.sh --dns --quick     its smoke run (about 30 seconds, once CoreDNS is cached)
 #   bench/run.sh --gateway         the gateway: wrk directly, through Cairn, nginx and HAProxy (about 6 minutes)
 #   bench/run.sh --gateway --quick its smoke run (about 1.5 minutes)
+#   bench/run.sh --kube            Kubernetes sync: EndpointSlice change -> gateway, and memory
+#                                  with 1,000 Services / 10,000 endpoints, next to a bare informer
+#   bench/run.sh --kube --quick    its smoke run (20 changes, 100 Services)
 #
 # Installs etcd-server if /usr/bin/etcd is missing (nginx for --eureka,
 # dnsperf and dnsutils for --dns, which also builds CoreDNS once into
@@ -38,8 +41,9 @@ for arg in "$@"; do
     --eureka) suite=eureka ;;
     --dns) suite=dns ;;
     --gateway) suite=gateway ;;
+    --kube) suite=kube ;;
     -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: $0 [--eureka | --dns | --gateway] [--quick]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--eureka | --dns | --gateway | --kube] [--quick]" >&2; exit 2 ;;
   esac
 done
 
@@ -50,6 +54,21 @@ else
 fi
 
 log() { printf '\n== %s\n' "$*" >&2; }
+
+# --- Kubernetes: its own program (bench/kube) against a real API server -----
+if [ "$suite" = kube ]; then
+  out="$here/out/$(date -u +%Y%m%dT%H%M%SZ)"
+  mkdir -p "$out"
+  log "Kubernetes components (scripts/kube-assets.sh)"
+  CAIRN_KUBE_ASSETS=$(bash "$root/scripts/kube-assets.sh")
+  export CAIRN_KUBE_ASSETS
+  args=()
+  [ "$mode" = quick ] && args=(-changes 20 -services 100)
+  log "bench/kube ${args[*]}"
+  (cd "$here/kube" && go run . "${args[@]}" -json "$out/kube.json") | tee "$out/summary.txt"
+  echo "command: $cmdline; results in $out" >&2
+  exit 0
+fi
 
 # --- etcd (and nginx, ...) ---------------------------------------------------
 etcd_bin=/usr/bin/etcd
