@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/cairnhq/cairn/internal/config"
@@ -235,7 +236,7 @@ func TestConfigSurvivesRestartAndCompaction(t *testing.T) {
 			t.Fatalf("restored %d documents, want %d", len(got), len(want))
 		}
 		for i := range got {
-			if got[i].Key() != want[i].Key() || string(got[i].Spec) != string(want[i].Spec) || got[i].Metadata != want[i].Metadata {
+			if got[i].Key() != want[i].Key() || string(got[i].Spec) != string(want[i].Spec) || !reflect.DeepEqual(got[i].Metadata, want[i].Metadata) {
 				t.Fatalf("restored %+v, want %+v", got[i], want[i])
 			}
 		}
