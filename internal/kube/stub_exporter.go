@@ -1,3 +1,0 @@
-package kube
-
-func newExporter(c *Controller) component { return newStub() }

@@ -1,3 +1,0 @@
-package kube
-
-func newImporter(c *Controller) component { return newStub() }
