@@ -410,4 +410,3 @@ func pct(v []float64, p int) float64 {
 	i := (len(s)*p + 99) / 100
 	return s[max(0, min(len(s)-1, i-1))]
 }
-

@@ -139,4 +139,3 @@ func (k *kubeFlags) start(ctx context.Context, reg *registry.Registry, pr promet
 	}()
 	return cfg, nil
 }
-

@@ -74,8 +74,8 @@ type Metadata struct {
 	// Kubernetes controller labels the routes it makes from Ingresses and
 	// HTTPRoutes (LabelManagedBy) and never touches a document without it.
 	Labels         map[string]string `json:"labels,omitempty"`
-	CreateRevision int64  `json:"createRevision,omitempty"`
-	ModifyRevision int64  `json:"modifyRevision,omitempty"`
+	CreateRevision int64             `json:"createRevision,omitempty"`
+	ModifyRevision int64             `json:"modifyRevision,omitempty"`
 }
 
 // Key identifies a document.

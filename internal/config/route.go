@@ -29,6 +29,7 @@ import (
 //	  retries: {attempts: 2, on: [connect-failure, reset, "503"]}
 //	  circuitBreaker: {maxRequests: 256}
 //	  outlierDetection: {consecutiveFailures: 5}
+//	  rateLimit: {requests: 100, period: 1s, burst: 200, perClient: true}
 //
 // Fields left out get the defaults documented on each type. Normalize
 // keeps the spec as written, so `cairn get` shows what was applied.
@@ -42,6 +43,7 @@ type RouteSpec struct {
 	Retries          *Retries          `json:"retries,omitempty"`
 	CircuitBreaker   *CircuitBreaker   `json:"circuitBreaker,omitempty"`
 	OutlierDetection *OutlierDetection `json:"outlierDetection,omitempty"`
+	RateLimit        *RateLimit        `json:"rateLimit,omitempty"`
 }
 
 // Match selects requests. Every condition given must hold; none given
@@ -150,6 +152,18 @@ type OutlierDetection struct {
 	MaxEjectedPercent   *int   `json:"maxEjectedPercent,omitempty"`   // default 10; one instance may always go
 }
 
+// RateLimit caps the requests a route takes in each gateway process (a
+// local limit, as Envoy's local_ratelimit): a token bucket of burst tokens
+// that refills at requests per period, smoothly. With perClient every
+// client IP address has a bucket of its own. A request finding its bucket
+// empty gets 429 with Retry-After.
+type RateLimit struct {
+	Requests  int    `json:"requests"`            // tokens per period; required, 1 to 1048576
+	Period    string `json:"period,omitempty"`    // default 1s; 1ms to 1h
+	Burst     int    `json:"burst,omitempty"`     // bucket size; default (0): requests
+	PerClient bool   `json:"perClient,omitempty"` // a bucket per client IP address instead of one for the route
+}
+
 // Retry conditions.
 const (
 	RetryConnectFailure = "connect-failure"
@@ -164,6 +178,9 @@ const (
 	maxMatches  = 32
 	maxAttempts = 10
 	maxLimit    = 1 << 20
+
+	minRatePeriod = time.Millisecond
+	maxRatePeriod = time.Hour // burst × period / requests stays far inside an int64 of nanoseconds
 )
 
 var (
@@ -328,6 +345,28 @@ func (r *RouteSpec) validate(ns string) *FieldError {
 		if p := od.MaxEjectedPercent; p != nil && (*p < 0 || *p > 100) {
 			return fieldErr("outlierDetection.maxEjectedPercent", "must be between 0 and 100")
 		}
+	}
+	if rl := r.RateLimit; rl != nil {
+		if fe := rl.validate(); fe != nil {
+			return fe.under("rateLimit")
+		}
+	}
+	return nil
+}
+
+func (rl *RateLimit) validate() *FieldError {
+	if rl.Requests < 1 || rl.Requests > maxLimit {
+		return fieldErr("requests", "must be between 1 and %d", maxLimit)
+	}
+	p, fe := parseDuration("period", rl.Period)
+	if fe != nil {
+		return fe
+	}
+	if rl.Period != "" && (p < minRatePeriod || p > maxRatePeriod) {
+		return fieldErr("period", "must be between %s and %s", minRatePeriod, maxRatePeriod)
+	}
+	if rl.Burst < 0 || rl.Burst > maxLimit {
+		return fieldErr("burst", "must be between 0 (default: requests) and %d", maxLimit)
 	}
 	return nil
 }
@@ -643,6 +682,31 @@ func (r *RouteSpec) Outlier() (consecutive int, base, max time.Duration, maxPerc
 		}
 	}
 	return consecutive, base, max, maxPercent
+}
+
+// RateLimitPolicy is RateLimit with the defaults filled in.
+type RateLimitPolicy struct {
+	Requests  int
+	Period    time.Duration
+	Burst     int
+	PerClient bool
+}
+
+// RateLimitOrDefault returns the route's rate limit; ok is false when the
+// route has none.
+func (r *RouteSpec) RateLimitOrDefault() (p RateLimitPolicy, ok bool) {
+	rl := r.RateLimit
+	if rl == nil {
+		return p, false
+	}
+	p = RateLimitPolicy{Requests: rl.Requests, Period: time.Second, Burst: rl.Burst, PerClient: rl.PerClient}
+	if rl.Period != "" {
+		p.Period, _ = parseDuration("", rl.Period)
+	}
+	if p.Burst == 0 {
+		p.Burst = p.Requests
+	}
+	return p, true
 }
 
 // Policy returns the load-balancing policy name.

@@ -92,6 +92,7 @@ type Engine struct {
 	mu        sync.Mutex // builds
 	upstreams map[string]*upstream
 	budgets   map[string]*resilience.Budget // by route key: retry budgets outlive config swaps
+	limiters  map[string]*rateLimiter       // by route key: so do rate limits (ratelimit.go)
 	uses      map[ServiceKey]bool           // the services the running config's routes name
 
 	tunnels tunnels // upgraded (WebSocket) connections
@@ -137,6 +138,7 @@ type route struct {
 	rewriteHost                    string
 
 	metrics *routeMetrics
+	limit   *rateLimiter // nil: no rate limit
 
 	// plainH1: every backend speaks plain HTTP/1.1 (no TLS, no HTTP/2),
 	// as the event loops' own connections do.
@@ -167,6 +169,7 @@ func (e *Engine) Update(s *Snapshot) error {
 		return err
 	}
 	e.cur.Store(st)
+	e.keepLimiters(st)
 	for key, u := range e.upstreams {
 		if !used[key] {
 			u.retire()
@@ -249,6 +252,7 @@ func (e *Engine) build(s *Snapshot) (*state, map[string]bool, error) {
 			r.budget = resilience.NewBudget(float64(r.retry.BudgetPercent)/100, r.retry.BudgetMin)
 			e.budgets[name] = r.budget
 		}
+		r.limit = e.limiterFor(name, spec)
 		if lb := spec.LoadBalancer; lb != nil {
 			r.hash = lb.Hash
 		}

@@ -197,6 +197,9 @@ func (e *Engine) begin(ex *exchange, w http.ResponseWriter, r *http.Request, sta
 		return false
 	}
 	rec.route = rt.name
+	if rt.limit != nil && !e.admit(w, r, rt, rec, start) {
+		return false
+	}
 
 	if isWebSocket(r) {
 		e.serveUpgrade(w, r, rt, ex)

@@ -167,6 +167,7 @@ type Metrics struct {
 	retries    *prometheus.CounterVec
 	ejections  *prometheus.CounterVec
 	overflows  *prometheus.CounterVec
+	limited    *prometheus.CounterVec
 	configRev  prometheus.Gauge
 	configs    *prometheus.CounterVec
 	noRoute    prometheus.Counter
@@ -198,6 +199,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		overflows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_proxy_circuit_open_total", Help: "Requests refused at once because an instance was at a circuit-breaking limit, by route and backend.",
 		}, []string{"route", "backend"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_proxy_rate_limited_total", Help: "Requests refused with 429 by the route's rate limit, by route.",
+		}, []string{"route"}),
 		configRev: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "cairn_proxy_config_revision", Help: "Registry revision of the running proxy config.",
 		}),
@@ -213,7 +217,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"event"}),
 		lastRoutes: map[string]bool{},
 	}
-	reg.MustRegister(m.requests, m.duration, m.upstream, m.retries, m.ejections, m.overflows, m.configRev, m.configs, m.noRoute, m.loop, upstreamCollector{m})
+	reg.MustRegister(m.requests, m.duration, m.upstream, m.retries, m.ejections, m.overflows, m.limited, m.configRev, m.configs, m.noRoute, m.loop, upstreamCollector{m})
 	return m
 }
 
@@ -222,7 +226,8 @@ func (m *Metrics) Rejected() { m.configs.WithLabelValues("rejected").Inc() }
 
 type routeMetrics struct {
 	retries prometheus.Counter
-	none    *backendMetrics // requests that reached no backend
+	limited prometheus.Counter // refused by the rate limit
+	none    *backendMetrics    // requests that reached no backend
 }
 
 type backendMetrics struct {
@@ -234,7 +239,7 @@ type backendMetrics struct {
 }
 
 func (m *Metrics) forRoute(name string, bes []*backend) *routeMetrics {
-	rm := &routeMetrics{retries: m.retries.WithLabelValues(name)}
+	rm := &routeMetrics{retries: m.retries.WithLabelValues(name), limited: m.limited.WithLabelValues(name)}
 	mk := func(be string) *backendMetrics {
 		bm := &backendMetrics{
 			duration:  m.duration.WithLabelValues(name, be),
@@ -304,6 +309,7 @@ func (m *Metrics) configApplied(st *state) {
 			m.retries.DeletePartialMatch(l)
 			m.ejections.DeletePartialMatch(l)
 			m.overflows.DeletePartialMatch(l)
+			m.limited.DeletePartialMatch(l)
 		}
 	}
 	m.lastRoutes = now
