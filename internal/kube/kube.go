@@ -26,6 +26,7 @@ import (
 	"github.com/cairnhq/cairn/internal/registry"
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
@@ -229,6 +230,11 @@ func New(o Options) (*Controller, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "cairn"
 	}
+	// client-go's default (5 requests/s, bursts of 10) would take minutes
+	// to export a thousand services after a leader change.
+	if cfg.QPS == 0 {
+		cfg.QPS, cfg.Burst = 50, 100
+	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kube: %w", err)
@@ -276,9 +282,11 @@ func (c *Controller) Run(ctx context.Context) error {
 		namespaces = []string{metav1.NamespaceAll}
 	}
 	for _, ns := range namespaces {
-		c.core[ns] = kubeinformers.NewSharedInformerFactoryWithOptions(c.client, 0, kubeinformers.WithNamespace(ns))
+		c.core[ns] = kubeinformers.NewSharedInformerFactoryWithOptions(c.client, 0, kubeinformers.WithNamespace(ns),
+			kubeinformers.WithTransform(dropManagedFields))
 		if c.hasGW {
-			c.gwInf[ns] = gwinformers.NewSharedInformerFactoryWithOptions(c.gw, 0, gwinformers.WithNamespace(ns))
+			c.gwInf[ns] = gwinformers.NewSharedInformerFactoryWithOptions(c.gw, 0, gwinformers.WithNamespace(ns),
+				gwinformers.WithTransform(dropManagedFields))
 		}
 		if c.hasPols {
 			c.dynInf[ns] = dynamicinformer.NewFilteredDynamicSharedInformerFactory(c.dyn, 0, ns, nil)
@@ -346,6 +354,16 @@ func (c *Controller) Run(ctx context.Context) error {
 	<-ctx.Done()
 	wg.Wait()
 	return nil
+}
+
+// dropManagedFields strips server-side-apply bookkeeping from cached
+// objects: nothing here reads it, and it is often the larger part of an
+// EndpointSlice.
+func dropManagedFields(obj any) (any, error) {
+	if m, err := meta.Accessor(obj); err == nil {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
 }
 
 // discover finds which optional APIs the cluster serves: the Gateway API

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -26,6 +27,13 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	flag.Parse()
+	if fuzzing() {
+		// The fuzz targets here are pure functions; the coordinator and
+		// each of its workers (the same binary) would otherwise start a
+		// control plane apiece.
+		return m.Run()
+	}
 	var err error
 	env, err = kubetest.Start()
 	if err != nil {
@@ -47,6 +55,17 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, env.Logs())
 	}
 	return code
+}
+
+// fuzzing reports whether this process runs a fuzz target (-test.fuzz) or
+// is one of its workers.
+func fuzzing() bool {
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
 }
 
 // cairnCRDs are the chart's CRD files.

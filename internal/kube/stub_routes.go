@@ -1,3 +1,0 @@
-package kube
-
-func newRoutes(c *Controller) component { return newStub() }
