@@ -15,7 +15,7 @@ import (
 // Cairn's GatewayClasses, on the addresses it listens on. So a Gateway
 // decides which HTTPRoutes attach and to which host names (its listeners'
 // hostname and allowedRoutes), not where traffic enters; listener ports
-// are not bound per Gateway. See docs/kube-routes.md.
+// are not bound per Gateway. See docs/kubernetes-routes.md.
 
 // gatewayInput is every Gateway API object a pass translates.
 type gatewayInput struct {

@@ -15,7 +15,7 @@ import (
 )
 
 // The mapping of a Kubernetes Service and its EndpointSlices onto the
-// registry (docs/kube-sync.md has the user's version):
+// registry (docs/kubernetes-sync.md has the user's version):
 //
 //	Service ns/name                    → registry service ns/name (explicit, metadata below)
 //	ready endpoint address             → instance, source "kubernetes", no lease, status UP

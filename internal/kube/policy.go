@@ -20,7 +20,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// The TrafficPolicy controller (docs/kube-policy.md):
+// The TrafficPolicy controller (docs/kubernetes-policy.md):
 //
 //	TrafficPolicies ────────────────┐
 //	Services, Ingresses, xRoutes ────┴─> pass ──> index: target → policy <── apply ── route controller

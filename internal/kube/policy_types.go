@@ -19,7 +19,7 @@ import (
 )
 
 // PolicyGroupVersion and PolicyResource name Cairn's TrafficPolicy CRD
-// (deploy/helm/cairn/crds/cairn.dev_trafficpolicies.yaml; docs/kube-policy.md).
+// (deploy/helm/cairn/crds/cairn.dev_trafficpolicies.yaml; docs/kubernetes-policy.md).
 var PolicyGroupVersion = schema.GroupVersion{Group: "cairn.dev", Version: "v1alpha1"}
 
 const (
