@@ -45,6 +45,7 @@ import (
 	"github.com/cairnhq/cairn/internal/store"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -356,7 +357,15 @@ func memory(env *kubetest.Env, services, perService int, log *slog.Logger, res *
 	base := heap()
 	start := time.Now()
 	stop := make(chan struct{})
-	f := informers.NewSharedInformerFactoryWithOptions(kubernetes.NewForConfigOrDie(env.Config), 0, informers.WithNamespace(ns))
+	// With the same transform as Cairn's informers (managedFields dropped),
+	// so the difference is what Cairn keeps beyond the objects.
+	f := informers.NewSharedInformerFactoryWithOptions(kubernetes.NewForConfigOrDie(env.Config), 0, informers.WithNamespace(ns),
+		informers.WithTransform(func(obj any) (any, error) {
+			if m, err := meta.Accessor(obj); err == nil {
+				m.SetManagedFields(nil)
+			}
+			return obj, nil
+		}))
 	f.Core().V1().Services().Informer()
 	f.Discovery().V1().EndpointSlices().Informer()
 	f.Start(stop)
