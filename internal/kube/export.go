@@ -14,7 +14,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -85,22 +84,8 @@ func (ex *exporter) setup() error {
 		return fmt.Errorf("kube: export metrics: %w", err)
 	}
 	ex.m = m
-	h := cache.ResourceEventHandlerFuncs{
-		AddFunc:    ex.observe,
-		UpdateFunc: func(old, cur any) { ex.observe(old); ex.observe(cur) },
-		DeleteFunc: ex.observe,
-	}
-	for _, f := range ex.c.core {
-		if _, err := f.Core().V1().Services().Informer().AddEventHandler(h); err != nil {
-			return fmt.Errorf("kube: export: %w", err)
-		}
-		sl := f.Discovery().V1().EndpointSlices().Informer()
-		if err := addSliceIndex(sl); err != nil {
-			return fmt.Errorf("kube: export: %w", err)
-		}
-		if _, err := sl.AddEventHandler(h); err != nil {
-			return fmt.Errorf("kube: export: %w", err)
-		}
+	if err := watchServicesAndSlices(ex.c, ex.observe); err != nil {
+		return fmt.Errorf("kube: export: %w", err)
 	}
 	ex.c.whenLeading(func() {
 		select {

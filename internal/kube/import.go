@@ -16,7 +16,6 @@ import (
 	"github.com/cairnhq/cairn/internal/config"
 	"github.com/cairnhq/cairn/internal/registry"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -71,23 +70,8 @@ func (im *importer) setup() error {
 		return fmt.Errorf("kube: import metrics: %w", err)
 	}
 	im.m = m
-	h := cache.ResourceEventHandlerFuncs{
-		AddFunc: im.enqueue,
-		// A slice whose service-name label changed concerns both Services.
-		UpdateFunc: func(old, cur any) { im.enqueue(old); im.enqueue(cur) },
-		DeleteFunc: im.enqueue,
-	}
-	for _, f := range im.c.core {
-		if _, err := f.Core().V1().Services().Informer().AddEventHandler(h); err != nil {
-			return fmt.Errorf("kube: import: %w", err)
-		}
-		slices := f.Discovery().V1().EndpointSlices().Informer()
-		if err := addSliceIndex(slices); err != nil {
-			return fmt.Errorf("kube: import: %w", err)
-		}
-		if _, err := slices.AddEventHandler(h); err != nil {
-			return fmt.Errorf("kube: import: %w", err)
-		}
+	if err := watchServicesAndSlices(im.c, im.enqueue); err != nil {
+		return fmt.Errorf("kube: import: %w", err)
 	}
 	return nil
 }

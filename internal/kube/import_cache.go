@@ -45,6 +45,31 @@ func addSliceIndex(inf cache.SharedIndexInformer) error {
 	}})
 }
 
+// watchServicesAndSlices calls fn with every Service and EndpointSlice
+// added, changed (old and new) or deleted in the watched namespaces, and
+// indexes the slices by Service.
+func watchServicesAndSlices(c *Controller, fn func(obj any)) error {
+	h := cache.ResourceEventHandlerFuncs{
+		AddFunc: fn,
+		// A slice whose service-name label changed concerns both Services.
+		UpdateFunc: func(old, cur any) { fn(old); fn(cur) },
+		DeleteFunc: fn,
+	}
+	for _, f := range c.core {
+		if _, err := f.Core().V1().Services().Informer().AddEventHandler(h); err != nil {
+			return err
+		}
+		sl := f.Discovery().V1().EndpointSlices().Informer()
+		if err := addSliceIndex(sl); err != nil {
+			return err
+		}
+		if _, err := sl.AddEventHandler(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // cachedSlices returns the EndpointSlices of a Service from the cache.
 func cachedSlices(c *Controller, k registry.ServiceKey) []*discoveryv1.EndpointSlice {
 	f := syncFactory(c, k.Namespace)

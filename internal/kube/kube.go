@@ -366,30 +366,33 @@ func dropManagedFields(obj any) (any, error) {
 	return obj, nil
 }
 
+// served reports whether the API server serves a resource of a group
+// version.
+func (c *Controller) served(gv, resource string) (bool, error) {
+	list, err := c.client.Discovery().ServerResourcesForGroupVersion(gv)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("kube: discovery of %s: %w", gv, err)
+	}
+	for _, r := range list.APIResources {
+		if r.Name == resource {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // discover finds which optional APIs the cluster serves: the Gateway API
 // and Cairn's TrafficPolicy CRD. Without them, their controllers stay off
 // (a restart picks up CRDs installed later).
 func (c *Controller) discover(ctx context.Context) error {
-	has := func(gv, resource string) (bool, error) {
-		list, err := c.client.Discovery().ServerResourcesForGroupVersion(gv)
-		if apierrors.IsNotFound(err) {
-			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("kube: discovery of %s: %w", gv, err)
-		}
-		for _, r := range list.APIResources {
-			if r.Name == resource {
-				return true, nil
-			}
-		}
-		return false, nil
-	}
 	var err error
-	if c.hasGW, err = has(gatewayv1.GroupVersion.String(), "httproutes"); err != nil {
+	if c.hasGW, err = c.served(gatewayv1.GroupVersion.String(), "httproutes"); err != nil {
 		return err
 	}
-	if c.hasPols, err = has(PolicyGroupVersion.String(), PolicyResource); err != nil {
+	if c.hasPols, err = c.served(PolicyGroupVersion.String(), PolicyResource); err != nil {
 		return err
 	}
 	if !c.hasGW {

@@ -132,6 +132,13 @@ func startController(t *testing.T, o Options) *Controller {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runController(t, c)
+	return c
+}
+
+// runController runs c until the test ends and waits until it is in sync.
+func runController(t *testing.T, c *Controller) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -153,7 +160,6 @@ func startController(t *testing.T, o Options) *Controller {
 	case <-time.After(30 * time.Second):
 		t.Fatal("controller not in sync within 30s")
 	}
-	return c
 }
 
 // testLogger logs through t, so a failing test shows what the controller did.

@@ -34,27 +34,7 @@ func startPolicyController(t *testing.T, ns string, resyncs *atomic.Int64) *Cont
 		t.Fatal(err)
 	}
 	c.resyncRoutes = func() { resyncs.Add(1) }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("controller: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("controller did not stop within 20s")
-		}
-	})
-	select {
-	case <-c.Ready():
-	case err := <-done:
-		t.Fatalf("controller stopped: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("controller not in sync within 30s")
-	}
+	runController(t, c)
 	if !c.hasPols {
 		t.Fatal("the TrafficPolicy CRD is not served")
 	}

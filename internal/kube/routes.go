@@ -126,10 +126,10 @@ func (rc *routeController) setup() error {
 	}
 	if c.hasGW {
 		var err error
-		if rc.hasGRPC, err = rc.served(gatewayv1.GroupVersion.String(), "grpcroutes"); err != nil {
+		if rc.hasGRPC, err = rc.c.served(gatewayv1.GroupVersion.String(), "grpcroutes"); err != nil {
 			return err
 		}
-		if rc.hasGrants, err = rc.served(gatewayv1beta1.GroupVersion.String(), "referencegrants"); err != nil {
+		if rc.hasGrants, err = rc.c.served(gatewayv1beta1.GroupVersion.String(), "referencegrants"); err != nil {
 			return err
 		}
 		if !rc.hasGRPC {

@@ -1,13 +1,11 @@
 package kube
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
@@ -40,24 +38,6 @@ func servicePortName(svc *corev1.Service, port int32) (name string, ok bool) {
 		}
 	}
 	return "", false
-}
-
-// served reports whether the API server serves a resource of a group
-// version.
-func (rc *routeController) served(gv, resource string) (bool, error) {
-	list, err := rc.c.client.Discovery().ServerResourcesForGroupVersion(gv)
-	if apierrors.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("kube: discovery of %s: %w", gv, err)
-	}
-	for _, r := range list.APIResources {
-		if r.Name == resource {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 // view reads the informers' caches for one pass.
