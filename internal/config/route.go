@@ -71,9 +71,9 @@ type ValueMatch struct {
 	Value string `json:"value,omitempty"`
 }
 
-// Backend is a registry service (its healthy instances, followed live) or
-// a static address. Weight splits traffic between backends (canary,
-// blue/green); a weight of 0 takes none.
+// Backend is a registry service (its healthy instances, followed live), a
+// static address, or a fixed error status. Weight splits traffic between
+// backends (canary, blue/green); a weight of 0 takes none.
 type Backend struct {
 	Service   string            `json:"service,omitempty"`
 	Namespace string            `json:"namespace,omitempty"` // default: the route's
@@ -83,6 +83,10 @@ type Backend struct {
 	Weight    *int              `json:"weight,omitempty"`    // default 1
 	TLS       bool              `json:"tls,omitempty"`       // speak HTTPS to the backend
 	HTTP2     bool              `json:"http2,omitempty"`     // speak HTTP/2 (h2c, or h2 with tls) to the backend
+	// Status, instead of service or address, answers the backend's share
+	// of requests with this error status (400-599) and forwards nothing:
+	// what the Gateway API asks for references that do not resolve (500).
+	Status int `json:"status,omitempty"`
 }
 
 // Rewrite changes the request before it goes upstream.
@@ -442,9 +446,21 @@ func (v *ValueMatch) validate(header bool) *FieldError {
 }
 
 func (b *Backend) validate(ns string) *FieldError {
+	if b.Status != 0 {
+		switch {
+		case b.Status < 400 || b.Status > 599:
+			return fieldErr("status", "must be an error status, 400-599")
+		case b.Service != "" || b.Address != "" || b.Namespace != "" || b.Port != "" || len(b.Subset) > 0 || b.TLS || b.HTTP2:
+			return fieldErr("status", "a status backend takes only a weight: no service, address, namespace, port, subset, tls or http2")
+		}
+		if w := b.Weight; w != nil && (*w < 0 || *w > 10000) {
+			return fieldErr("weight", "must be between 0 and 10000")
+		}
+		return nil
+	}
 	switch {
 	case b.Service == "" && b.Address == "":
-		return fieldErr("service", "set service (a registry service) or address (host:port)")
+		return fieldErr("service", "set service (a registry service), address (host:port) or status")
 	case b.Service != "" && b.Address != "":
 		return fieldErr("address", "set either service or address, not both")
 	}

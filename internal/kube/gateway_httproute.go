@@ -2,6 +2,7 @@ package kube
 
 import (
 	"fmt"
+	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
@@ -46,12 +47,9 @@ type ruleState struct {
 	dropped string
 }
 
-// invalidBackendService is the registry service that stands for backend
-// references that do not resolve: it has no instances, so the share of
-// requests such a reference would have taken gets 503 (the Gateway API
-// asks for 500; Cairn's routes cannot answer a status of their own). No
-// Kubernetes Service can have this name (they begin with a letter).
-const invalidBackendService = "0-invalid-backend-ref"
+// invalidBackend stands for backend references that do not resolve: it
+// answers their share of the requests with 500, as the Gateway API asks.
+func invalidBackend() config.Backend { return config.Backend{Status: http.StatusInternalServerError} }
 
 // Cairn's weights go up to 10000; the Gateway API's up to 1000000.
 const maxWeight = 10000
@@ -302,7 +300,7 @@ func translateRule(kind, ns string, rule gatewayv1.HTTPRouteRule, v clusterView)
 		}
 	}
 	if errWeight > 0 {
-		out.backends = append(out.backends, config.Backend{Service: invalidBackendService, Namespace: ns})
+		out.backends = append(out.backends, invalidBackend())
 		weights = append(weights, errWeight)
 	}
 	scaleWeights(out.backends, weights)
@@ -326,7 +324,7 @@ func translateRule(kind, ns string, rule gatewayv1.HTTPRouteRule, v clusterView)
 	if out.invalid != "" || total == 0 {
 		// No backend can take the rule's requests (none given, all of
 		// weight 0, or a filter Cairn cannot apply): they get an error.
-		out.backends = []config.Backend{{Service: invalidBackendService, Namespace: ns}}
+		out.backends = []config.Backend{invalidBackend()}
 		out.services = nil
 		out.rewrite, out.retries = nil, nil
 	}

@@ -196,7 +196,7 @@ func TestHTTPRouteTranslateRules(t *testing.T) {
 			return ""
 		}, false, false},
 		{"an invalid backend keeps its share of the weight", gwRule(nil, gwBackend("web", 80, 3), gwBackend("missing", 80, 1)), func(o ruleOut) string {
-			if len(o.backends) != 2 || o.backends[1].Service != invalidBackendService || *o.backends[1].Weight != 1 || *o.backends[0].Weight != 3 {
+			if len(o.backends) != 2 || o.backends[1].Status != 500 || *o.backends[1].Weight != 1 || *o.backends[0].Weight != 3 {
 				return fmt.Sprintf("backends %+v", o.backends)
 			}
 			if len(o.refProblems) != 1 || o.refProblems[0].reason != gatewayv1.RouteReasonBackendNotFound {
@@ -205,13 +205,13 @@ func TestHTTPRouteTranslateRules(t *testing.T) {
 			return ""
 		}, false, false},
 		{"weights of 0 only: every request gets an error", gwRule(nil, gwBackend("web", 80, 0)), func(o ruleOut) string {
-			if len(o.backends) != 1 || o.backends[0].Service != invalidBackendService {
+			if len(o.backends) != 1 || o.backends[0].Status != 500 {
 				return fmt.Sprintf("backends %+v", o.backends)
 			}
 			return ""
 		}, false, false},
 		{"no backendRefs: every request gets an error", gwRule(nil), func(o ruleOut) string {
-			if len(o.backends) != 1 || o.backends[0].Service != invalidBackendService {
+			if len(o.backends) != 1 || o.backends[0].Status != 500 {
 				return fmt.Sprintf("backends %+v", o.backends)
 			}
 			return ""
@@ -234,7 +234,7 @@ func TestHTTPRouteTranslateRules(t *testing.T) {
 		}, false, false},
 		{"a filter Cairn cannot apply makes the rule answer errors", withFilters(gwRule(nil, gwBackend("web", 80, 1)),
 			gatewayv1.HTTPRouteFilter{Type: gatewayv1.HTTPRouteFilterRequestRedirect, RequestRedirect: &gatewayv1.HTTPRequestRedirectFilter{}}), func(o ruleOut) string {
-			if len(o.backends) != 1 || o.backends[0].Service != invalidBackendService || o.rewrite != nil {
+			if len(o.backends) != 1 || o.backends[0].Status != 500 || o.rewrite != nil {
 				return fmt.Sprintf("backends %+v rewrite %+v", o.backends, o.rewrite)
 			}
 			return ""
@@ -361,7 +361,7 @@ func TestHTTPRouteRuleConditions(t *testing.T) {
 		routes:   []*gatewayv1.HTTPRoute{gwRoute("app", "r", nil, []gatewayv1.ParentReference{gwParent("gw")}, gwRule(nil, gwBackend("web", 80, 1)), redirect)},
 	}
 	rs := translateGatewayAPI(in, view, ctrl).routes[0]
-	if len(rs.gens) != 2 || rs.gens[1].spec.Backends[0].Service != invalidBackendService {
+	if len(rs.gens) != 2 || rs.gens[1].spec.Backends[0].Status != 500 {
 		t.Fatalf("the redirect rule should answer errors: %+v", rs.gens)
 	}
 	cond := func(entries []parentEntry, typ string) *metav1.Condition {
@@ -636,7 +636,7 @@ func TestHTTPRouteTrafficAndStatus(t *testing.T) {
 	for range 200 {
 		code, body := g.get("half.example.com", "/")
 		switch {
-		case code == 503:
+		case code == 500:
 			failed++
 		case code != 200 || !strings.HasPrefix(body, "v1"):
 			t.Fatalf("half: %d %s", code, body)
@@ -648,11 +648,11 @@ func TestHTTPRouteTrafficAndStatus(t *testing.T) {
 
 	// Another kind: InvalidKind, and its requests fail.
 	waitRouteCondition(t, gw, ns, "kind", controller, "ResolvedRefs", metav1.ConditionFalse, "InvalidKind")
-	g.expect("kind.example.com", "/", 503, "")
+	g.expect("kind.example.com", "/", 500, "")
 
 	// Another namespace: not permitted until a ReferenceGrant there says so.
 	waitRouteCondition(t, gw, ns, "cross", controller, "ResolvedRefs", metav1.ConditionFalse, "RefNotPermitted")
-	g.expect("cross.example.com", "/", 503, "")
+	g.expect("cross.example.com", "/", 500, "")
 	grant := &gatewayv1beta1.ReferenceGrant{ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "from-" + ns},
 		Spec: gatewayv1beta1.ReferenceGrantSpec{
 			From: []gatewayv1beta1.ReferenceGrantFrom{{Group: gatewayv1.GroupName, Kind: "HTTPRoute", Namespace: gatewayv1.Namespace(ns)}},

@@ -182,7 +182,7 @@ func routeParents(rs *routeState, dropped map[config.Key]dropNote) []parentEntry
 		case r.dropped != "":
 			why = r.dropped
 		case r.invalid != "":
-			why = r.invalid + " (its requests get 503)"
+			why = r.invalid + " (its requests get 500)"
 		default:
 			for _, g := range rs.gens {
 				if d, ok := dropped[g.key()]; ok && g.rule == i {

@@ -153,6 +153,7 @@ type backend struct {
 	bal      *balancer.Balancer
 	outliers *balancer.Outliers
 	tls, h2  bool
+	status   int             // a status backend: answer with it, forward nothing
 	metrics  *backendMetrics // nil without metrics
 }
 
@@ -265,9 +266,11 @@ func (e *Engine) build(s *Snapshot) (*state, map[string]bool, error) {
 		policy := balancer.Policy(spec.Policy())
 		for i, b := range spec.Backends {
 			field := fmt.Sprintf("spec.backends[%d]", i)
-			be := &backend{weight: b.EffectiveWeight(), tls: b.TLS, h2: b.HTTP2}
+			be := &backend{weight: b.EffectiveWeight(), tls: b.TLS, h2: b.HTTP2, status: b.Status}
 			var targets []target
-			if b.Address != "" {
+			if b.Status != 0 {
+				be.name = "status-" + strconv.Itoa(b.Status)
+			} else if b.Address != "" {
 				be.name = b.Address
 				targets = []target{{addr: b.Address, weight: 1}}
 			} else {

@@ -114,6 +114,7 @@ const (
 	outTimeout                 // the per-try or request timeout passed
 	outCircuit                 // the instance is at a limit
 	outNoTarget                // no healthy instance
+	outStatus                  // a status backend: the route answers an error itself
 	outClient                  // the client's request body failed
 	outGone                    // the client went away
 )
@@ -335,6 +336,8 @@ func (e *Engine) conclude(ex *exchange, w http.ResponseWriter, r *http.Request, 
 			code, msg = http.StatusServiceUnavailable, "backend at its circuit-breaking limit"
 		case outNoTarget:
 			code, msg = http.StatusServiceUnavailable, "no healthy backend instance"
+		case outStatus:
+			code, msg = res.be.status, "the route's backend is not valid"
 		case outClient:
 			code, msg = http.StatusBadRequest, "reading the request body failed"
 		case outGone:
@@ -370,6 +373,9 @@ func (e *Engine) try(ex *exchange, r *http.Request) tryResult {
 func (e *Engine) pick(ex *exchange) (res tryResult, u *upstream, tryDeadline time.Time) {
 	rt, now := ex.rt, ex.tryAt
 	be := rt.pickBackend()
+	if be.status != 0 {
+		return tryResult{outcome: outStatus, be: be}, nil, time.Time{}
+	}
 	ep := be.bal.PickAt(ex.key, ex.hasKey, now)
 	if ep != nil && ep == ex.prev && be.bal.Len() > 1 && !ex.hasKey {
 		if again := be.bal.PickAt(ex.key, ex.hasKey, now); again != nil {

@@ -195,6 +195,37 @@ func TestRoutingWeightedSplit(t *testing.T) {
 	}
 }
 
+// A status backend answers its share of the requests itself, forwards
+// nothing and is never retried (the Gateway API's 500 for references that
+// do not resolve).
+func TestRoutingStatusBackend(t *testing.T) {
+	a := startBackend(t, "valid", nil)
+	g := startGateway(t, Options{}, routeDoc("half", "  backends:\n  - {address: "+addr(a)+", weight: 1}\n  - {status: 500, weight: 1}\n  retries: {attempts: 2, on: [\"500\"]}"))
+	const n = 400
+	failed := 0
+	for range n {
+		code, hdr, body := get(t, g.url+"/")
+		switch code {
+		case 200:
+		case 500:
+			failed++
+			if !strings.Contains(body, "not valid") || hdr.Get("X-Cairn-Error") == "" {
+				t.Fatalf("status backend answered %q (%v)", body, hdr)
+			}
+		default:
+			t.Fatalf("%d %s", code, body)
+		}
+	}
+	// Half of 400: mean 200, standard deviation 10; ±60 is 6σ.
+	if failed < 140 || failed > 260 || int(a.hits.Load()) != n-failed {
+		t.Fatalf("%d of %d answered 500, backend hits %d", failed, n, a.hits.Load())
+	}
+	g.apply(t, routeDoc("all", "  backends:\n  - {status: 503}"))
+	if code, _, _ := get(t, g.url+"/"); code != 503 {
+		t.Fatalf("a route of one status backend answered %d", code)
+	}
+}
+
 func TestRoutingSubsetsAndServices(t *testing.T) {
 	v1a := startBackend(t, "v1a", nil)
 	v1b := startBackend(t, "v1b", nil)

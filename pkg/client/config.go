@@ -21,10 +21,12 @@ type ConfigDocument struct {
 // ConfigMetadata names a document. The revisions are the server's and are
 // ignored on input.
 type ConfigMetadata struct {
-	Name           string `json:"name"`
-	Namespace      string `json:"namespace,omitempty"` // default "default"
-	CreateRevision int64  `json:"createRevision,omitempty"`
-	ModifyRevision int64  `json:"modifyRevision,omitempty"`
+	Name      string            `json:"name"`
+	Namespace string            `json:"namespace,omitempty"` // default "default"
+	Labels    map[string]string `json:"labels,omitempty"`    // e.g. app.kubernetes.io/managed-by on routes made from Kubernetes objects
+	// Revisions are the server's and are ignored on input.
+	CreateRevision int64 `json:"createRevision,omitempty"`
+	ModifyRevision int64 `json:"modifyRevision,omitempty"`
 }
 
 // Key returns the document's key.
