@@ -13,6 +13,7 @@ import (
 	"github.com/cairnhq/cairn/internal/registry"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 )
 
 // kubeFlags are the --kubernetes and --kube-* flags of `cairn server`.
@@ -110,6 +111,9 @@ func (k *kubeFlags) start(ctx context.Context, reg *registry.Registry, pr promet
 	if err != nil {
 		return nil, err
 	}
+	// client-go logs through klog, in its own text format on stderr: send
+	// it to Cairn's logger instead, so JSON logs stay JSON.
+	klog.SetSlogLogger(logger.With("component", "client-go"))
 	o := k.options()
 	o.Registry, o.Config, o.Logger, o.Metrics = reg, cfg, logger, pr
 	c, err := kube.New(o)
