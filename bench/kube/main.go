@@ -31,6 +31,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -58,6 +59,7 @@ func main() {
 	services := flag.Int("services", 1000, "Services for the memory measurement")
 	perService := flag.Int("endpoints", 10, "endpoints per Service")
 	jsonOut := flag.String("json", "", "write the results as JSON to this file")
+	heapOut := flag.String("heapprofile", "", "write a heap profile to this file once Cairn has synced the memory phase")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
@@ -71,7 +73,7 @@ func main() {
 		env.Stop()
 		fail(err)
 	}
-	if err := memory(env, *services, *perService, log, &res); err != nil {
+	if err := memory(env, *services, *perService, *heapOut, log, &res); err != nil {
 		env.Stop()
 		fail(err)
 	}
@@ -305,7 +307,7 @@ func propagation(env *kubetest.Env, changes int, log *slog.Logger, res *results)
 
 // memory fills a namespace, then measures the live heap of a bare
 // informer pair and of Cairn's sync, each started alone.
-func memory(env *kubetest.Env, services, perService int, log *slog.Logger, res *results) error {
+func memory(env *kubetest.Env, services, perService int, heapOut string, log *slog.Logger, res *results) error {
 	const ns = "bench-memory"
 	cs := env.Clientset()
 	if err := createNamespace(cs, ns); err != nil {
@@ -398,6 +400,16 @@ func memory(env *kubetest.Env, services, perService int, log *slog.Logger, res *
 	}
 	res.CairnSyncSeconds = time.Since(start).Seconds()
 	res.CairnHeapMiB = (heap() - base) / (1 << 20)
+	if heapOut != "" {
+		f, err := os.Create(heapOut)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			return err
+		}
+	}
 	runtime.KeepAlive(c)
 	return nil
 }
