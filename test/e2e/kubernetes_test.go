@@ -237,7 +237,7 @@ func TestKubernetesLeaderHandOver(t *testing.T) {
 	ctx := context.Background()
 	cs := env.Clientset()
 	args := func(id string) []string {
-		return []string{"--in-memory", "--log-level", "warn", "--kubernetes", "--kubeconfig", env.Kubeconfig,
+		return []string{"--in-memory", "--log-level", "info", "--kubernetes", "--kubeconfig", env.Kubeconfig,
 			"--kube-namespaces", "e2e-leader", "--kube-export-namespaces", "e2e-leader",
 			"--kube-identity", id, "--kube-lease-duration", "3s"}
 	}
@@ -281,4 +281,16 @@ func TestKubernetesLeaderHandOver(t *testing.T) {
 		_, err := cs.CoreV1().Services("e2e-leader").Get(ctx, "billing", metav1.GetOptions{})
 		return err == nil, fmt.Sprint(err)
 	})
+	jsonLogsOnly(t, replicas[survivor])
+}
+
+// jsonLogsOnly checks that a server logged JSON lines only: client-go's
+// own log lines (klog) go through Cairn's logger too.
+func jsonLogsOnly(t *testing.T, s *server) {
+	t.Helper()
+	for _, line := range strings.Split(strings.TrimSpace(s.stderr.String()), "\n") {
+		if line != "" && !json.Valid([]byte(line)) {
+			t.Fatalf("a log line that is not JSON: %q", line)
+		}
+	}
 }
