@@ -45,8 +45,8 @@ type permission struct {
 // gives the reason for each).
 var controllerPermissions = func() []permission {
 	read := []string{"get", "list", "watch"}
-	all := []string{"get", "list", "watch", "create", "update", "patch", "delete"}
-	status := []string{"update", "patch"}
+	all := []string{"get", "list", "watch", "create", "update", "delete"}
+	status := []string{"update"}
 	const gw = "gateway.networking.k8s.io"
 	return []permission{
 		{"", "services", all, watchedScope},
@@ -61,8 +61,7 @@ var controllerPermissions = func() []permission {
 		{gw, "httproutes/status", status, watchedScope},
 		{gw, "grpcroutes/status", status, watchedScope},
 		{"cairn.dev", "trafficpolicies", read, watchedScope},
-		{"cairn.dev", "trafficpolicies/status", status, watchedScope},
-		{"", "events", []string{"create", "patch"}, watchedScope},
+		{"cairn.dev", "trafficpolicies/status", []string{"patch"}, watchedScope},
 		{"", "namespaces", read, clusterScope},
 		{"networking.k8s.io", "ingressclasses", read, clusterScope},
 		{gw, "gatewayclasses", read, clusterScope},

@@ -15,12 +15,12 @@ nothing.
 # as managed by Cairn are ever changed or deleted.
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, list, watch, create, update, patch, delete]
+  verbs: [get, list, watch, create, update, delete]
 # Import: ready endpoints become instances. Export: the EndpointSlices of
 # the exported Services.
 - apiGroups: [discovery.k8s.io]
   resources: [endpointslices]
-  verbs: [get, list, watch, create, update, patch, delete]
+  verbs: [get, list, watch, create, update, delete]
 # Ingresses of Cairn's class become gateway routes ...
 - apiGroups: [networking.k8s.io]
   resources: [ingresses]
@@ -28,7 +28,7 @@ nothing.
 # ... and get the gateway's address in status.loadBalancer.
 - apiGroups: [networking.k8s.io]
   resources: [ingresses/status]
-  verbs: [update, patch]
+  verbs: [update]
 # Gateways and routes become gateway routes; ReferenceGrants allow a route
 # to name a backend in another namespace.
 - apiGroups: [gateway.networking.k8s.io]
@@ -37,7 +37,7 @@ nothing.
 # Conditions (Accepted, ResolvedRefs, Programmed) and addresses written back.
 - apiGroups: [gateway.networking.k8s.io]
   resources: [gateways/status, httproutes/status, grpcroutes/status]
-  verbs: [update, patch]
+  verbs: [update]
 # TrafficPolicies (retries, timeouts, ...) attached to Services and routes ...
 - apiGroups: [cairn.dev]
   resources: [trafficpolicies]
@@ -45,11 +45,7 @@ nothing.
 # ... and whether each was applied, in its status.
 - apiGroups: [cairn.dev]
   resources: [trafficpolicies/status]
-  verbs: [update, patch]
-# Events on the objects above (a route refused, a conflict), for kubectl describe.
-- apiGroups: [""]
-  resources: [events]
-  verbs: [create, patch]
+  verbs: [patch]
 {{- end -}}
 
 {{/* Rules on cluster-scoped kinds: always in a ClusterRole. */}}
@@ -70,7 +66,7 @@ nothing.
 # ... with their Accepted condition written back.
 - apiGroups: [gateway.networking.k8s.io]
   resources: [gatewayclasses/status]
-  verbs: [update, patch]
+  verbs: [update]
 {{- end -}}
 
 {{/* The Lease the replicas elect their leader with (only the leader writes). */}}
