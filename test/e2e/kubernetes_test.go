@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,13 +43,19 @@ func stopKube() {
 	}
 }
 
-func createNamespace(t *testing.T, env *kubetest.Env, name string) {
+var nsSeq atomic.Int64
+
+// createNamespace creates a namespace named prefix-N, new for each call
+// (tests may run more than once against the one control plane).
+func createNamespace(t *testing.T, env *kubetest.Env, prefix string) string {
 	t.Helper()
+	name := fmt.Sprintf("%s-%d", prefix, nsSeq.Add(1))
 	_, err := env.Clientset().CoreV1().Namespaces().Create(context.Background(),
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return name
 }
 
 // endpoint is one address of an EndpointSlice and whether it is ready.
@@ -94,21 +101,21 @@ func putSlice(t *testing.T, env *kubetest.Env, ns, svc string, eps ...endpoint) 
 // Service with an EndpointSlice managed by Cairn, and is removed with it.
 func TestKubernetesSync(t *testing.T) {
 	env := startKube(t)
-	createNamespace(t, env, "e2e-sync")
+	ns := createNamespace(t, env, "e2e-sync")
 	ctx := context.Background()
 	cs := env.Clientset()
-	_, err := cs.CoreV1().Services("e2e-sync").Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "e2e-sync", Labels: map[string]string{"app": "web"}},
+	_, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, Labels: map[string]string{"app": "web"}},
 		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}, Selector: map[string]string{"app": "web"}},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	putSlice(t, env, "e2e-sync", "web", endpoint{"10.1.2.3", true}, endpoint{"10.1.2.4", true}, endpoint{"10.1.2.5", false})
+	putSlice(t, env, ns, "web", endpoint{"10.1.2.3", true}, endpoint{"10.1.2.4", true}, endpoint{"10.1.2.5", false})
 
 	s := startCairn(t, "server", "--in-memory", "--log-level", "warn",
-		"--kubernetes", "--kubeconfig", env.Kubeconfig, "--kube-namespaces", "e2e-sync",
-		"--kube-export-namespaces", "e2e-sync", "--eureka-namespace", "e2e-sync")
+		"--kubernetes", "--kubeconfig", env.Kubeconfig, "--kube-namespaces", ns,
+		"--kube-export-namespaces", ns, "--eureka-namespace", ns)
 
 	// The native API.
 	var got struct {
@@ -121,7 +128,7 @@ func TestKubernetesSync(t *testing.T) {
 		}
 	}
 	eventually(t, 10*time.Second, "the API lists web's ready endpoints", func() (bool, string) {
-		code, err := call("GET", s.URL+"/v1/services/e2e-sync/web/instances", nil, &got)
+		code, err := call("GET", s.URL+"/v1/services/"+ns+"/web/instances", nil, &got)
 		var addrs []string
 		for _, in := range got.Instances {
 			addrs = append(addrs, in.Address)
@@ -136,23 +143,23 @@ func TestKubernetesSync(t *testing.T) {
 
 	// DNS, through Debian's dig.
 	eventually(t, 5*time.Second, "dig answers web's A records", func() (bool, string) {
-		a := digShort(t, s.DNS, "web.e2e-sync.svc.cairn", "A")
+		a := digShort(t, s.DNS, "web."+ns+".svc.cairn", "A")
 		return sortedLines(a) == "10.1.2.3\n10.1.2.4", a
 	})
-	if srv := digShort(t, s.DNS, "_http._tcp.web.e2e-sync.svc.cairn", "SRV"); !strings.Contains(srv, " 8080 ") {
+	if srv := digShort(t, s.DNS, "_http._tcp.web."+ns+".svc.cairn", "SRV"); !strings.Contains(srv, " 8080 ") {
 		t.Fatalf("SRV answer %q has no port 8080", srv)
 	}
 
-	// Eureka's GET /apps (the Eureka namespace is e2e-sync here).
+	// Eureka's GET /apps (the Eureka namespace is the test's here).
 	eventually(t, 5*time.Second, "Eureka lists WEB", func() (bool, string) {
 		body := getEurekaApps(t, s.URL)
 		return strings.Contains(body, `"WEB"`) && strings.Contains(body, "10.1.2.3") && strings.Contains(body, "10.1.2.4"), body
 	})
 
 	// An endpoint turning not-ready disappears.
-	putSlice(t, env, "e2e-sync", "web", endpoint{"10.1.2.3", true}, endpoint{"10.1.2.4", false})
+	putSlice(t, env, ns, "web", endpoint{"10.1.2.3", true}, endpoint{"10.1.2.4", false})
 	eventually(t, 5*time.Second, "dig stops answering the not-ready endpoint", func() (bool, string) {
-		a := digShort(t, s.DNS, "web.e2e-sync.svc.cairn", "A")
+		a := digShort(t, s.DNS, "web."+ns+".svc.cairn", "A")
 		return a == "10.1.2.3", a
 	})
 
@@ -170,14 +177,14 @@ func TestKubernetesSync(t *testing.T) {
 		t.Fatalf("Eureka register: %d", resp.StatusCode)
 	}
 	eventually(t, 10*time.Second, "a Service and an EndpointSlice for orders", func() (bool, string) {
-		svc, err := cs.CoreV1().Services("e2e-sync").Get(ctx, "orders", metav1.GetOptions{})
+		svc, err := cs.CoreV1().Services(ns).Get(ctx, "orders", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
 		}
 		if svc.Spec.Selector != nil || svc.Labels["app.kubernetes.io/managed-by"] != "cairn" {
 			return false, fmt.Sprintf("service %+v", svc.ObjectMeta.Labels)
 		}
-		list, err := cs.DiscoveryV1().EndpointSlices("e2e-sync").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=orders"})
+		list, err := cs.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=orders"})
 		if err != nil || len(list.Items) == 0 {
 			return false, fmt.Sprintf("slices: %v", err)
 		}
@@ -189,7 +196,7 @@ func TestKubernetesSync(t *testing.T) {
 	})
 	// The exported service is not imported back as a second source.
 	var orders struct{ Instances []struct{ Source string } }
-	if code, err := call("GET", s.URL+"/v1/services/e2e-sync/orders/instances", nil, &orders); err != nil || code != 200 || len(orders.Instances) != 1 || orders.Instances[0].Source != "eureka" {
+	if code, err := call("GET", s.URL+"/v1/services/"+ns+"/orders/instances", nil, &orders); err != nil || code != 200 || len(orders.Instances) != 1 || orders.Instances[0].Source != "eureka" {
 		t.Fatalf("orders instances = %d %v %+v, want one from eureka", code, err, orders.Instances)
 	}
 
@@ -200,7 +207,7 @@ func TestKubernetesSync(t *testing.T) {
 	}
 	resp.Body.Close()
 	eventually(t, 10*time.Second, "the orders Service is removed", func() (bool, string) {
-		_, err := cs.CoreV1().Services("e2e-sync").Get(ctx, "orders", metav1.GetOptions{})
+		_, err := cs.CoreV1().Services(ns).Get(ctx, "orders", metav1.GetOptions{})
 		return err != nil && strings.Contains(err.Error(), "not found"), fmt.Sprint(err)
 	})
 }
@@ -233,12 +240,12 @@ func sortedLines(s string) string {
 // expires, and its writes (an exported service) reach Kubernetes.
 func TestKubernetesLeaderHandOver(t *testing.T) {
 	env := startKube(t)
-	createNamespace(t, env, "e2e-leader")
+	ns := createNamespace(t, env, "e2e-leader")
 	ctx := context.Background()
 	cs := env.Clientset()
 	args := func(id string) []string {
 		return []string{"--in-memory", "--log-level", "info", "--kubernetes", "--kubeconfig", env.Kubeconfig,
-			"--kube-namespaces", "e2e-leader", "--kube-export-namespaces", "e2e-leader",
+			"--kube-namespaces", ns, "--kube-export-namespaces", ns,
 			"--kube-identity", id, "--kube-lease-duration", "3s"}
 	}
 	replicas := map[string]*server{
@@ -246,7 +253,7 @@ func TestKubernetesLeaderHandOver(t *testing.T) {
 		"replica-b": startCairn(t, "server", args("replica-b")...),
 	}
 	holder := func() string {
-		l, err := cs.CoordinationV1().Leases("e2e-leader").Get(ctx, "cairn-controller", metav1.GetOptions{})
+		l, err := cs.CoordinationV1().Leases(ns).Get(ctx, "cairn-controller", metav1.GetOptions{})
 		if err != nil || l.Spec.HolderIdentity == nil {
 			return ""
 		}
@@ -272,13 +279,13 @@ func TestKubernetesLeaderHandOver(t *testing.T) {
 	t.Logf("lease taken over %s after SIGKILL of the leader (lease duration 3s)", time.Since(killed).Round(10*time.Millisecond))
 
 	// Only the leader writes to Kubernetes: the survivor now exports.
-	code, err := call("PUT", replicas[survivor].URL+"/v1/services/e2e-leader/billing/instances/b-1",
+	code, err := call("PUT", replicas[survivor].URL+"/v1/services/"+ns+"/billing/instances/b-1",
 		map[string]any{"address": "10.9.1.1", "ports": []map[string]any{{"name": "http", "port": 9000}}}, nil)
 	if err != nil || code != 201 {
 		t.Fatalf("register: %d %v", code, err)
 	}
 	eventually(t, 10*time.Second, "the survivor exports billing", func() (bool, string) {
-		_, err := cs.CoreV1().Services("e2e-leader").Get(ctx, "billing", metav1.GetOptions{})
+		_, err := cs.CoreV1().Services(ns).Get(ctx, "billing", metav1.GetOptions{})
 		return err == nil, fmt.Sprint(err)
 	})
 	jsonLogsOnly(t, replicas[survivor])
